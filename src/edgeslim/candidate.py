@@ -1,0 +1,31 @@
+"""The Candidate: one model variant travelling from baseline to report.
+
+Every stage takes a Candidate and returns a new one (``dataclasses.replace``); none mutates
+an earlier one, so a recipe's history is always the ``recipe`` tuple and nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch stays out of processes that only measure
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    recipe: tuple[dict[str, Any], ...] = ()
+    model: nn.Module | None = None  # the torch-stage model, if the candidate still has one
+    artifact: Path | None = None  # the exported ONNX file, once exported
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def with_step(self, step: dict[str, Any], **changes: Any) -> Candidate:
+        """A new candidate one recipe step further along."""
+        return dataclasses.replace(self, recipe=(*self.recipe, step), **changes)
+
+    def replace(self, **changes: Any) -> Candidate:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,172 @@
+"""Command line: ``edgeslim demo | measure | zoo``. User errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edgeslim.errors import EdgeslimError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Find the best compressed model for an edge device.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DataOption = Annotated[
+    str,
+    typer.Option("--data", "-d", help="digits | fashion-mnist:DIR | npz:FILE | imagefolder:DIR"),
+]
+
+
+def format_value(value: float | int, unit: str) -> str:
+    if isinstance(value, int) or unit == "count":
+        return f"{int(value):,}"
+    if unit == "fraction":
+        return f"{value:.4f}"
+    if abs(value) >= 100:
+        return f"{value:,.1f}"
+    return f"{value:.4g}"
+
+
+def metrics_table(record: dict, title: str) -> Table:
+    from edgeslim.measure import METRICS
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("unit")
+    table.add_column("better")
+    for name, metric in METRICS.items():
+        if metric.better and name in record:
+            label = metric.unit + (" (estimate)" if name == "energy_mj" else "")
+            table.add_row(name, format_value(record[name], metric.unit), label, metric.better)
+    return table
+
+
+def print_record(record: dict, title: str, json_path: Path | None) -> None:
+    console.print(metrics_table(record, title))
+    how = record["measured_with"]
+    console.print(
+        f"measured with {how['runtime']} {how['runtime_version']}, "
+        f"{how['settings']['threads']} thread(s) on cores {how['cores']}, "
+        f"{how['latency_runs']} latency runs, {how['accuracy_samples']} test samples; "
+        f"cpu: {how['cpu']}"
+    )
+    for family, error in record.get("errors", {}).items():
+        err_console.print(f"[yellow]warning:[/yellow] {family} not measured: {error}")
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(record, indent=2, default=str))
+        console.print(f"record written to {json_path}")
+
+
+@app.command()
+def measure(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="ONNX file, TorchScript/.pt2 file, zoo name, or package.module:function"
+        ),
+    ],
+    data: DataOption = "digits",
+    threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads")] = 1,
+    runs: Annotated[int, typer.Option(help="latency samples at batch 1")] = 1000,
+    weights: Annotated[Path | None, typer.Option(help="state dict (.pt) for the model")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="write the record here")] = None,
+) -> None:
+    """Measure one model on every metric, on ONNX Runtime, in an isolated process."""
+    from edgeslim.data import load
+    from edgeslim.measure import MeasureSettings
+    from edgeslim.measure import measure as measure_model
+
+    dataset = load(data)
+    target: object = Path(model)
+    if not model.lower().endswith(".onnx"):
+        from edgeslim.models import load_model
+
+        target = load_model(model, dataset.spec, weights)
+    settings = MeasureSettings(threads=threads, runs=runs, min_runs=min(100, runs))
+    record = measure_model(target, dataset, settings)
+    print_record(record, f"{model} on {dataset.spec.name}", json_path)
+
+
+@app.command()
+def zoo(data: DataOption = "digits") -> None:
+    """List the model zoo with parameters and MACs for the given data."""
+    from edgeslim.data import load
+    from edgeslim.export import export_onnx
+    from edgeslim.measure.graph import summarize
+    from edgeslim.models import ZOO, build
+
+    dataset = load(data)
+    table = Table(
+        title=f"model zoo for {dataset.spec.name} {dataset.spec.input_shape}", title_justify="left"
+    )
+    for column in ("model", "params", "MACs", "about"):
+        table.add_column(column, justify="right" if column in ("params", "MACs") else "left")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, builder in sorted(ZOO.items()):
+            path = Path(tmp) / f"{name}.onnx"
+            export_onnx(build(name, dataset.spec), dataset, path)
+            summary = summarize(path)
+            about = (builder.__doc__ or sys.modules[builder.__module__].__doc__ or "").strip()
+            table.add_row(
+                name,
+                f"{summary.params:,}",
+                f"{sum(layer.macs for layer in summary.layers):,}",
+                about.splitlines()[0],
+            )
+    console.print(table)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="run folder")] = Path("runs/demo"),
+    epochs: Annotated[int, typer.Option(help="baseline training epochs")] = 15,
+) -> None:
+    """The main job on built-in data: train a small CNN on digits, export it, measure it."""
+    from edgeslim.data import load
+    from edgeslim.export import export
+    from edgeslim.measure import measure as measure_model
+    from edgeslim.models import build
+    from edgeslim.train import train
+
+    dataset = load("digits")
+    console.print(
+        f"data: digits, {len(dataset.train)} train / {len(dataset.val)} val / "
+        f"{len(dataset.test)} test samples of shape {dataset.spec.input_shape}"
+    )
+    baseline = train(build("small-cnn", dataset.spec), dataset, epochs=epochs)
+    baseline = export(baseline, dataset, out)
+    record = measure_model(baseline, dataset)
+    print_record(record, f"small-cnn baseline ({baseline.artifact})", out / "baseline.json")
+
+
+def main() -> None:
+    command = typer.main.get_command(app)
+    try:
+        command.main(standalone_mode=False)
+    except EdgeslimError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

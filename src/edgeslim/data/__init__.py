@@ -1,0 +1,8 @@
+"""Datasets: ``load("digits")``, ``load("fashion-mnist:DIR")``, ``load("npz:FILE")``,
+``load("imagefolder:DIR")``."""
+
+from edgeslim.data import digits, fashion_mnist, imagefolder, npz  # noqa: F401  (registration)
+from edgeslim.data.bundle import Dataset, DataSpec, Split
+from edgeslim.data.registry import SOURCES, load, register_source
+
+__all__ = ["SOURCES", "DataSpec", "Dataset", "Split", "load", "register_source"]

@@ -1,0 +1,173 @@
+"""The Dataset bundle: normalised splits plus the spec a model is built for.
+
+Arrays are numpy only, so the measuring process (which imports no torch) can use them too.
+Validation lives here, once, for every source: each loader hands over raw arrays and a label
+saying where they came from, and gets back a checked, normalised, deterministically split bundle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgeslim.errors import DataError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a model must accept and produce; recorded with every exported artifact."""
+
+    input_shape: tuple[int, ...]  # one sample, no batch dimension: (C, H, W) or (features,)
+    num_classes: int
+    mean: tuple[float, ...] = ()  # per channel, subtracted before the model sees the data
+    std: tuple[float, ...] = ()
+    name: str = ""
+    class_names: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "name": self.name,
+        }
+
+
+@dataclass(frozen=True)
+class Split:
+    x: np.ndarray  # float32, normalised, (N, *input_shape)
+    y: np.ndarray  # int64 labels in [0, num_classes)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    spec: DataSpec
+    train: Split
+    val: Split
+    test: Split
+    source: str = ""
+    seed: int = 0
+    notes: dict = field(default_factory=dict)
+
+    def split(self, name: str) -> Split:
+        if name not in SPLITS:
+            raise DataError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+
+def check_arrays(x: np.ndarray, y: np.ndarray, origin: str) -> tuple[np.ndarray, np.ndarray]:
+    """Reject what would silently train or measure garbage; return float32/int64 copies."""
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim < 2:
+        raise DataError(f"{origin}: samples must have shape (N, ...), got {x.shape}")
+    if y.ndim != 1:
+        raise DataError(f"{origin}: labels must be one-dimensional, got shape {y.shape}")
+    if len(x) != len(y):
+        raise DataError(f"{origin}: {len(x)} samples but {len(y)} labels")
+    if len(x) == 0:
+        raise DataError(f"{origin}: no samples")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise DataError(f"{origin}: samples must be numeric, got dtype {x.dtype}")
+    x = x.astype(np.float32, copy=False)
+    if not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).reshape(len(x), -1).any(axis=1).sum())
+        raise DataError(f"{origin}: {bad} samples contain NaN or Inf values")
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise DataError(f"{origin}: labels must be whole numbers (class indices)")
+    elif not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{origin}: labels must be integer class indices, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.min() < 0:
+        raise DataError(f"{origin}: labels must be >= 0, found {int(y.min())}")
+    return x, y
+
+
+def as_images(x: np.ndarray) -> np.ndarray:
+    """(N, H, W) grayscale becomes (N, 1, H, W); other ranks are left as they are."""
+    return x[:, None] if x.ndim == 3 else x
+
+
+def random_splits(
+    n: int, seed: int, fractions: dict[str, float], origin: str
+) -> dict[str, np.ndarray]:
+    """Deterministic index split: the same seed always gives the same index sets.
+
+    ``fractions`` names the held-out splits (e.g. ``{"test": 0.2, "val": 0.1}``); the rest
+    is ``train``.
+    """
+    order = np.random.default_rng(seed).permutation(n)
+    parts, start = {}, 0
+    for name, fraction in fractions.items():
+        count = round(n * fraction)
+        parts[name] = order[start : start + count]
+        start += count
+    parts["train"] = order[start:]
+    for name, idx in parts.items():
+        if len(idx) == 0:
+            raise DataError(
+                f"{origin}: {n} samples leave the {name} split empty; "
+                "give more samples or change the split fractions"
+            )
+    return parts
+
+
+def build(
+    arrays: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    origin: str,
+    name: str,
+    source: str,
+    seed: int,
+    num_classes: int | None = None,
+    class_names: tuple[str, ...] = (),
+) -> Dataset:
+    """Check every split, normalise with the train split's statistics, and bundle."""
+    checked = {}
+    for split in SPLITS:
+        if split not in arrays:
+            raise DataError(f"{origin}: the {split} split is missing")
+        x, y = check_arrays(*arrays[split], origin=f"{origin} ({split} split)")
+        checked[split] = (as_images(x), y)
+    shapes = {split: x.shape[1:] for split, (x, _) in checked.items()}
+    if len(set(shapes.values())) != 1:
+        raise DataError(f"{origin}: splits have different sample shapes {shapes}")
+    seen = max(int(y.max()) for _, y in checked.values()) + 1
+    if num_classes is None:
+        num_classes = seen
+    elif seen > num_classes:
+        raise DataError(f"{origin}: label {seen - 1} is out of range for {num_classes} classes")
+    if num_classes < 2:
+        raise DataError(f"{origin}: need at least 2 classes, found {num_classes}")
+    x_train = checked["train"][0]
+    axes = (0, *range(2, x_train.ndim)) if x_train.ndim > 2 else (0,)
+    if x_train.ndim > 2:
+        mean = x_train.mean(axis=axes)
+        std = x_train.std(axis=axes)
+    else:  # feature vectors: one statistic over all features keeps the spec small
+        mean = np.array([x_train.mean()])
+        std = np.array([x_train.std()])
+    std = np.where(std < 1e-8, 1.0, std)
+    shape = (1, -1, *([1] * (x_train.ndim - 2))) if x_train.ndim > 2 else (1, 1)
+
+    def normalise(x: np.ndarray) -> np.ndarray:
+        return ((x - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)
+
+    splits = {s: Split(normalise(x), y) for s, (x, y) in checked.items()}
+    spec = DataSpec(
+        input_shape=tuple(int(d) for d in x_train.shape[1:]),
+        num_classes=int(num_classes),
+        mean=tuple(float(m) for m in mean),
+        std=tuple(float(s) for s in std),
+        name=name,
+        class_names=class_names,
+    )
+    return Dataset(spec=spec, source=source, seed=seed, **splits)

@@ -1,0 +1,164 @@
+"""ONNX export, checked against PyTorch on real inputs before anything measures it."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from edgeslim.candidate import Candidate
+from edgeslim.data.bundle import Dataset
+from edgeslim.errors import ExportError
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+SPEC_KEY = "edgeslim.spec"  # metadata: the data spec the model expects (shape, normalisation)
+CHECK_SAMPLES = 256
+
+
+@dataclass(frozen=True)
+class ExportCheck:
+    """How closely ONNX Runtime reproduced PyTorch on real inputs."""
+
+    samples: int
+    max_abs_diff: float
+    top1_agreement: float
+    opset: int
+
+
+@contextlib.contextmanager
+def quiet_exporter():
+    """The exporter narrates every step on stdout and warns about optional packages."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def compare(path: Path, model: nn.Module, x: np.ndarray, atol: float, rtol: float) -> ExportCheck:
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    got = onnx_outputs(path, x)
+    if got.shape != expected.shape:
+        raise ExportError(f"{path}: ONNX output shape {got.shape} != PyTorch {expected.shape}")
+    diff = float(np.abs(got - expected).max())
+    bound = atol + rtol * float(np.abs(expected).max())
+    if not diff <= bound:
+        raise ExportError(
+            f"{path}: ONNX Runtime output differs from PyTorch by {diff:.3g} (allowed {bound:.3g})"
+        )
+    agreement = float((got.argmax(axis=1) == expected.argmax(axis=1)).mean())
+    opset = next(
+        o.version
+        for o in onnx.load(str(path), load_external_data=False).opset_import
+        if o.domain in ("", "ai.onnx")
+    )
+    return ExportCheck(len(x), diff, agreement, opset)
+
+
+def save_deployable(proto: onnx.ModelProto, path: Path, spec: dict) -> None:
+    """Save one self-contained file without the exporter's per-node debug metadata.
+
+    The exporter tags every node with its Python call stack and module path; that is useful
+    when debugging the exporter and dead weight on a device, where it would inflate storage.
+    """
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    for value in [*proto.graph.input, *proto.graph.output, *proto.graph.value_info]:
+        del value.metadata_props[:]
+    del proto.graph.metadata_props[:]
+    onnx.helper.set_model_props(proto, {SPEC_KEY: json.dumps(spec)})
+    for stale in path.parent.glob(f"{path.name}.data*"):
+        stale.unlink()
+    onnx.save(proto, str(path))
+
+
+def export_onnx(
+    model: nn.Module,
+    data: Dataset,
+    path: str | Path,
+    *,
+    atol: float = 1e-4,
+    rtol: float = 1e-3,
+) -> ExportCheck:
+    """Export ``model`` (batch dimension dynamic) to ``path`` and check it on test inputs."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    x = data.test.x[:CHECK_SAMPLES]
+    example = (torch.from_numpy(x[:2]),)
+    with tempfile.TemporaryDirectory(prefix="edgeslim-export-") as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        try:
+            with quiet_exporter():
+                if isinstance(model, torch.jit.ScriptModule):  # only the TorchScript exporter
+                    torch.onnx.export(
+                        model,
+                        example,
+                        str(raw),
+                        input_names=[INPUT_NAME],
+                        output_names=[OUTPUT_NAME],
+                        dynamo=False,
+                        dynamic_axes={INPUT_NAME: {0: "batch"}},
+                    )
+                else:
+                    torch.onnx.export(
+                        model,
+                        example,
+                        str(raw),
+                        input_names=[INPUT_NAME],
+                        output_names=[OUTPUT_NAME],
+                        dynamo=True,
+                        optimize=True,
+                        external_data=False,
+                        dynamic_shapes=({0: torch.export.Dim("batch")},),
+                    )
+        except Exception as exc:
+            raise ExportError(f"ONNX export of {type(model).__name__} failed: {exc}") from exc
+        proto = onnx.load(str(raw))
+    save_deployable(proto, path, data.spec.to_dict())
+    return compare(path, model, x, atol, rtol)
+
+
+def export(candidate: Candidate, data: Dataset, out_dir: str | Path) -> Candidate:
+    """Export a torch-stage candidate to ``out_dir/<name>.onnx``; the check goes in the recipe."""
+    if candidate.model is None:
+        raise ExportError(f"candidate {candidate.name!r} has no PyTorch model to export")
+    path = Path(out_dir) / f"{candidate.name}.onnx"
+    check = export_onnx(candidate.model, data, path)
+    step = {
+        "export": {
+            "format": "onnx",
+            "opset": check.opset,
+            "max_abs_diff": check.max_abs_diff,
+            "top1_agreement": check.top1_agreement,
+        }
+    }
+    return candidate.with_step(step, artifact=path)

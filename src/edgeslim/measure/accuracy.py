@@ -1,0 +1,34 @@
+"""Top-1 accuracy on the full test split, computed from the deployed runtime's outputs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edgeslim.measure.registry import family
+
+if TYPE_CHECKING:
+    from edgeslim.measure.runtime import RuntimeContext
+
+
+@family(
+    "accuracy",
+    "runtime",
+    [
+        ("accuracy", "fraction", "higher", "top-1 accuracy on the test split, on the runtime"),
+    ],
+    order=30,
+)
+def accuracy(ctx: RuntimeContext) -> dict:
+    session = ctx.session()
+    name = session.get_inputs()[0].name
+    predictions = []
+    for batch, real in ctx.batches(session, ctx.x):
+        logits = session.run(None, {name: batch})[0]
+        if logits.ndim != 2:
+            raise ValueError(f"expected (batch, classes) outputs, got shape {logits.shape}")
+        predictions.append(logits[:real].argmax(axis=1))
+    predicted = np.concatenate(predictions)
+    ctx.info["accuracy_samples"] = len(predicted)
+    return {"accuracy": float((predicted == ctx.y).mean())}

@@ -1,0 +1,158 @@
+"""``measure(model, data)``: one record of every metric, measured the same way every time.
+
+Graph metrics are read on the host; runtime metrics come from a fresh worker process that
+imports no torch. The record's keys are the metric names of DESIGN.md, plus ``measured_with``
+(how, where, with what) and ``errors`` (families that failed, if any).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeslim.candidate import Candidate
+from edgeslim.data.bundle import Dataset
+from edgeslim.errors import DataError, MeasurementError
+
+# every family registers on import; this order is the order of DESIGN.md's metric table
+from edgeslim.measure import (  # noqa: F401
+    accuracy,  # isort: skip
+    compute,
+    energy,
+    latency,
+    memory,
+    sparsity,
+    storage,
+)
+from edgeslim.measure.graph import GraphSummary, expose_activations, summarize
+from edgeslim.measure.registry import families
+from edgeslim.measure.settings import MeasureSettings
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def check_fits(summary: GraphSummary, data: Dataset) -> None:
+    """The model's declared input must accept the data's samples (batch dimension aside)."""
+    declared = summary.input_shape[1:]
+    wanted = data.spec.input_shape
+    fits = len(declared) == len(wanted) and all(
+        not isinstance(d, int) or d in (0, w) for d, w in zip(declared, wanted, strict=True)
+    )
+    if not fits:
+        raise DataError(
+            f"{summary.path}: model input {tuple(summary.input_shape)} does not fit "
+            f"{data.spec.name or 'data'} samples of shape {wanted} (batch first)"
+        )
+
+
+def resolve_artifact(target: Candidate | str | Path | Any, data: Dataset, work: Path) -> Path:
+    if isinstance(target, (str, Path)):
+        return Path(target)
+    if isinstance(target, Candidate) and target.artifact is not None:
+        return Path(target.artifact)
+    from edgeslim.export import export_onnx  # torch is only needed for this path
+
+    model = target.model if isinstance(target, Candidate) else target
+    if model is None:
+        raise MeasurementError(f"candidate {target.name!r} has neither an artifact nor a model")
+    path = work / "model.onnx"
+    export_onnx(model, data, path)
+    return path
+
+
+def run_worker(request: dict, work: Path, timeout_s: float) -> dict:
+    request_path = work / "request.json"
+    request_path.write_text(json.dumps(request))
+    env = {**os.environ, "OMP_NUM_THREADS": str(request["settings"]["threads"])}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "edgeslim.measure.worker", str(request_path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise MeasurementError(f"measurement timed out after {timeout_s:g} s") from exc
+    result_path = Path(request["result"])
+    if done.returncode != 0 or not result_path.exists():
+        if done.returncode < 0:
+            reason = f"killed by {signal.Signals(-done.returncode).name}"
+        else:
+            reason = f"exit code {done.returncode}"
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise MeasurementError(f"measuring process failed ({reason}){': ' + tail if tail else ''}")
+    return json.loads(result_path.read_text())
+
+
+def measure(
+    target: Candidate | str | Path | Any,
+    data: Dataset | str,
+    settings: MeasureSettings | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Measure a Candidate, an ONNX file or an ``nn.Module`` on every registered metric."""
+    if isinstance(data, str):
+        from edgeslim.data import load
+
+        data = load(data)
+    settings = settings or MeasureSettings()
+    if overrides:
+        settings = MeasureSettings(**{**settings.to_dict(), **overrides})
+    with tempfile.TemporaryDirectory(prefix="edgeslim-measure-") as tmp:
+        work = Path(tmp)
+        path = resolve_artifact(target, data, work)
+        summary = summarize(path)
+        check_fits(summary, data)
+        record: dict[str, Any] = {}
+        for fam in families("graph"):
+            record.update(fam.fn(summary))
+        names = [n for n in summary.activation_inputs if n != summary.input_name]
+        exposed = expose_activations(path, work / "activations.onnx", names) if names else []
+        np.savez(work / "data.npz", x=data.test.x, y=data.test.y)
+        request = {
+            "model": str(path.resolve()),
+            "data": str(work / "data.npz"),
+            "activations_model": str(work / "activations.onnx") if exposed else None,
+            "activation_names": exposed,
+            "settings": settings.to_dict(),
+            "result": str(work / "result.json"),
+        }
+        result = run_worker(request, work, settings.timeout_s)
+    record.update(result["metrics"])
+    if result["errors"]:
+        record["errors"] = result["errors"]
+    record["measured_with"] = {
+        **result["info"],
+        "settings": settings.to_dict(),
+        "model_file": str(path),
+        "opsets": summary.opsets,
+        "data": data.source,
+        "test_samples": len(data.test),
+        "storage_compressor": storage.COMPRESSOR,
+        "energy_table": energy.SOURCE,
+        "cpu": cpu_model(),
+        "host": socket.gethostname(),
+        "os": platform.platform(),
+        "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return record

@@ -1,0 +1,78 @@
+"""Memory: peak RSS of the measuring process (runtime) and peak live activations (graph).
+
+Peak RSS is read from the kernel's high-water mark (VmHWM), reset just before the model is
+loaded (``/proc/self/clear_refs``), so it covers the session and batch-1 inference alone.
+"""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgeslim.measure.registry import family
+from edgeslim.measure.storage import KB
+
+if TYPE_CHECKING:
+    from edgeslim.measure.graph import GraphSummary
+    from edgeslim.measure.runtime import RuntimeContext
+
+MB = 1024 * 1024
+
+
+def status_kb(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where the kernel does not allow it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+@family(
+    "peak_memory",
+    "runtime",
+    [
+        ("peak_memory_mb", "MB", "lower", "peak RSS above the empty process, batch-1 inference"),
+    ],
+    order=0,
+)
+def peak_memory(ctx: RuntimeContext) -> dict:
+    baseline_kb = status_kb("VmRSS")
+    resettable = reset_peak() and baseline_kb is not None
+    session = ctx.session()
+    feed = {session.get_inputs()[0].name: next(ctx.batches(session, ctx.x[:1]))[0]}
+    for _ in range(10):
+        session.run(None, feed)
+    if resettable:
+        peak_kb = status_kb("VmHWM")
+        method = "VmHWM after clear_refs, minus VmRSS before loading"
+    else:  # ru_maxrss includes start-up; an upper bound
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        baseline_kb = baseline_kb or 0
+        method = "ru_maxrss minus VmRSS before loading (upper bound)"
+    ctx.info["peak_memory_method"] = method
+    return {"peak_memory_mb": max(0, peak_kb - baseline_kb) * KB / MB}
+
+
+@family(
+    "activation_memory",
+    "graph",
+    [
+        ("activation_memory_kb", "KB", "lower", "peak bytes of activations alive at once, batch 1"),
+    ],
+)
+def activation_memory(summary: GraphSummary) -> dict:
+    from edgeslim.measure.graph import activation_peak_bytes
+
+    return {"activation_memory_kb": activation_peak_bytes(summary) / KB}

@@ -1,0 +1,40 @@
+"""How a measurement is taken; recorded with every result so numbers can be compared."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from edgeslim.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    threads: int = 1  # ONNX Runtime intra-op threads; the worker is pinned to as many cores
+    pin_cores: bool = True
+    warmup_runs: int = 20
+    runs: int = 1000  # latency samples wanted (p99 then rests on the slowest 10)
+    min_runs: int = 100  # ... and never fewer, even past max_seconds
+    max_seconds: float = 5.0  # time cap on the latency loop
+    batch_sizes: tuple[int, ...] = (1, 8, 32, 128)
+    throughput_seconds: float = 0.5  # per batch size
+    activation_samples: int = 256  # test samples used for activation sparsity
+    timeout_s: float = 600.0  # the worker is killed past this
+
+    def __post_init__(self) -> None:
+        checks = {
+            "threads": self.threads >= 1,
+            "warmup_runs": self.warmup_runs >= 0,
+            "runs": self.runs >= 1,
+            "min_runs": 1 <= self.min_runs <= self.runs,
+            "max_seconds": self.max_seconds > 0,
+            "batch_sizes": bool(self.batch_sizes) and all(b >= 1 for b in self.batch_sizes),
+            "throughput_seconds": self.throughput_seconds > 0,
+            "activation_samples": self.activation_samples >= 1,
+            "timeout_s": self.timeout_s > 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(f"invalid measure settings: {', '.join(bad)} ({self})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

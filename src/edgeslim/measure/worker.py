@@ -1,0 +1,77 @@
+"""The measuring process: ``python -m edgeslim.measure.worker REQUEST.json``.
+
+It imports numpy and onnxruntime only (no torch, no onnx), so its memory is the model's own
+and it could run on a device that has nothing else. It reads the request, runs every runtime
+metric family in order, and writes ``{"metrics", "errors", "info"}`` to the result path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import traceback
+from pathlib import Path
+
+
+def pin_to_cores(threads: int) -> list[int]:
+    """Restrict this process to ``threads`` cores, so timings do not wander between cores."""
+    if not hasattr(os, "sched_setaffinity"):
+        return []
+    available = sorted(os.sched_getaffinity(0))
+    chosen = available[-threads:]  # the last cores: core 0 tends to get the interrupts
+    os.sched_setaffinity(0, chosen)
+    return chosen
+
+
+def main(request_path: str) -> int:
+    request = json.loads(Path(request_path).read_text())
+    settings = request["settings"]
+    cores = pin_to_cores(settings["threads"]) if settings["pin_cores"] else []
+
+    import numpy as np
+    import onnxruntime as ort
+
+    # registration of the runtime families (these modules import numpy/onnxruntime only)
+    from edgeslim.measure import accuracy, latency, memory, sparsity  # noqa: F401
+    from edgeslim.measure.registry import families
+    from edgeslim.measure.runtime import RuntimeContext
+
+    with np.load(request["data"]) as arrays:
+        x, y = arrays["x"], arrays["y"]
+    ctx = RuntimeContext(
+        model_path=request["model"],
+        x=x,
+        y=y,
+        settings=settings,
+        activations_path=request.get("activations_model"),
+        activation_names=request.get("activation_names", []),
+    )
+    metrics, errors = {}, {}
+    for fam in families("runtime"):
+        try:
+            metrics.update(fam.fn(ctx))
+        except Exception as exc:  # one family failing must not lose the others
+            errors[fam.name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc(file=sys.stderr)
+    ctx.info.update(
+        {
+            "runtime": "onnxruntime",
+            "runtime_version": ort.__version__,
+            "provider": "CPUExecutionProvider",
+            "numpy_version": np.__version__,
+            "python_version": platform.python_version(),
+            "cores": cores,
+            "torch_loaded_in_worker": "torch" in sys.modules,
+        }
+    )
+    result = Path(request["result"])
+    partial = result.with_suffix(".part")
+    partial.write_text(json.dumps({"metrics": metrics, "errors": errors, "info": ctx.info}))
+    partial.replace(result)  # the parent sees a whole result or none
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,52 @@
+"""Zoo name -> builder. A builder takes the data spec and explicit keyword options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from edgeslim.data.bundle import DataSpec
+from edgeslim.errors import ModelLoadError
+
+Builder = Callable[..., nn.Module]
+ZOO: dict[str, Builder] = {}
+
+
+def register_model(name: str) -> Callable[[Builder], Builder]:
+    def add(builder: Builder) -> Builder:
+        ZOO[name] = builder
+        return builder
+
+    return add
+
+
+def build(name: str, spec: DataSpec, **options: Any) -> nn.Module:
+    """Build zoo model ``name`` for inputs and classes described by ``spec``."""
+    if name not in ZOO:
+        raise ModelLoadError(
+            f"unknown zoo model {name!r}; expected one of: {', '.join(sorted(ZOO))}"
+        )
+    try:
+        return ZOO[name](spec, **options)
+    except TypeError as exc:
+        raise ModelLoadError(f"zoo model {name!r}: bad options {options} ({exc})") from exc
+
+
+def channels(base: int, width: float) -> int:
+    """Scale a channel count by a width multiplier, never below 1."""
+    return max(1, round(base * width))
+
+
+def image_shape(spec: DataSpec, model: str) -> tuple[int, int, int]:
+    if len(spec.input_shape) != 3:
+        raise ModelLoadError(
+            f"{model} needs image inputs (C, H, W); data has shape {spec.input_shape} (try 'mlp')"
+        )
+    return spec.input_shape  # type: ignore[return-value]
+
+
+def stride_for(size: int, wanted: int) -> int:
+    """Downsample only while the feature map is big enough, so 8x8 digits still work."""
+    return wanted if size >= 2 * wanted else 1
