@@ -18,7 +18,7 @@ from torch import nn
 
 from edgeslim.candidate import Candidate
 from edgeslim.data.bundle import Dataset
-from edgeslim.errors import ExportError
+from edgeslim.errors import DataError, ExportError
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -114,6 +114,15 @@ def export_onnx(
     model = model.eval()
     x = data.test.x[:CHECK_SAMPLES]
     example = (torch.from_numpy(x[:2]),)
+    try:
+        with torch.no_grad():
+            model(*example)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise DataError(
+            f"{type(model).__name__} does not accept {data.spec.name or 'data'} samples of shape "
+            f"{data.spec.input_shape}: {first}"
+        ) from exc
     with tempfile.TemporaryDirectory(prefix="edgeslim-export-") as tmp:
         raw = Path(tmp) / "raw.onnx"
         try:

@@ -32,6 +32,8 @@ WEIGHTED_OPS = {
 # ops a weight passes through unchanged in meaning on its way to a layer
 WEIGHT_PATH_OPS = {"DequantizeLinear", "Cast", "Transpose", "Identity", "Reshape"}
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
+# ops that change how an activation is laid out or encoded, not which values are zero
+VIEW_OPS = QDQ_OPS | {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose"}
 INTEGER_OPS = {"ConvInteger", "MatMulInteger", "QLinearConv", "QLinearMatMul"}
 
 
@@ -193,9 +195,9 @@ class GraphWalk:
             name = node.input[0]
         return name
 
-    def float_source(self, name: str) -> str:
-        """The float tensor behind a QDQ pair (what the runtime actually sees as activation)."""
-        while name in self.producer and self.nodes[self.producer[name]].op_type in QDQ_OPS:
+    def source_activation(self, name: str) -> str:
+        """The tensor whose values a layer input carries, looking through Q/DQ and reshapes."""
+        while name in self.producer and self.nodes[self.producer[name]].op_type in VIEW_OPS:
             name = self.nodes[self.producer[name]].input[0]
         return name
 
@@ -247,9 +249,11 @@ def count_layers(summary: GraphSummary, walk: GraphWalk) -> None:
         weight = walk.array(source)
         if weight is None:
             continue  # activation x activation product: not a weighted layer
-        activation = walk.float_source(node.input[0])
-        summary.activation_inputs.append(activation)
-        quantized = activation != node.input[0] or node.op_type in INTEGER_OPS
+        summary.activation_inputs.append(walk.source_activation(node.input[0]))
+        producer = walk.producer.get(node.input[0])
+        quantized = node.op_type in INTEGER_OPS or (
+            producer is not None and walk.nodes[producer].op_type == "DequantizeLinear"
+        )
         macs = layer_macs(
             node,
             weight.shape,

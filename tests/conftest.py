@@ -1,0 +1,45 @@
+"""Shared fixtures: digits data, a trained small CNN, quick measurement settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import edgeslim as es
+from edgeslim.measure.settings import MeasureSettings
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+QUICK = MeasureSettings(
+    runs=200,
+    min_runs=50,
+    warmup_runs=5,
+    batch_sizes=(1, 16),
+    throughput_seconds=0.05,
+    activation_samples=64,
+    timeout_s=120,
+)
+
+
+@pytest.fixture(scope="session")
+def digits() -> es.data.Dataset:
+    return es.data.load("digits")
+
+
+@pytest.fixture(scope="session")
+def trained_small_cnn(digits):
+    """A small CNN trained once per session (about two seconds on two cores)."""
+    return es.train(
+        es.models.build("small-cnn", digits.spec), digits, epochs=15, show_progress=False
+    )
+
+
+@pytest.fixture(scope="session")
+def small_cnn_onnx(trained_small_cnn, digits, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export")
+    return es.export(trained_small_cnn, digits, out).artifact
+
+
+@pytest.fixture
+def quick() -> MeasureSettings:
+    return QUICK
