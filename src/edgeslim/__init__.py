@@ -24,6 +24,7 @@ _EXPORTS = {
     "evaluate": "edgeslim.train",
     "export": "edgeslim.export",
     "measure": "edgeslim.measure.api",
+    "compress": "edgeslim.compress.pipeline",
     "MeasureSettings": "edgeslim.measure.settings",
 }
 _MODULES = {"data", "models", "errors"}

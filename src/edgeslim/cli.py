@@ -131,6 +131,71 @@ def zoo(data: DataOption = "digits") -> None:
 
 
 @app.command()
+def sensitivity(
+    model: Annotated[
+        str, typer.Argument(help="zoo name, TorchScript/.pt2 file, or package.module:function")
+    ],
+    data: DataOption = "digits",
+    kind: Annotated[str, typer.Option(help="unstructured | structured")] = "unstructured",
+    ratios: Annotated[
+        str, typer.Option(help="comma-separated pruning ratios")
+    ] = "0.25,0.5,0.75,0.9",
+    weights: Annotated[Path | None, typer.Option(help="state dict (.pt) for the model")] = None,
+    epochs: Annotated[
+        int, typer.Option(help="train this long first when no weights are given for a zoo model")
+    ] = 10,
+    tolerance: Annotated[float, typer.Option(help="accuracy drop counted as tolerated")] = 0.01,
+) -> None:
+    """Prune one layer at a time at several ratios: which layers tolerate pruning?"""
+    from edgeslim.compress import sensitivity_sweep
+    from edgeslim.data import load
+    from edgeslim.errors import ConfigError
+    from edgeslim.models import ZOO, load_model
+    from edgeslim.train import fit
+
+    try:
+        ratio_list = tuple(float(r) for r in ratios.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"--ratios must be numbers separated by commas, got {ratios!r}") from exc
+    sweep = sensitivity_sweep(kind, ratio_list)
+    dataset = load(data)
+    net = load_model(model, dataset.spec, weights)
+    if isinstance(net, Path):
+        raise ConfigError(
+            f"{model}: sensitivity prunes PyTorch layers; give the PyTorch model, "
+            "not its ONNX export"
+        )
+    if model in ZOO and weights is None:
+        console.print(f"no weights given: training {model} for {epochs} epochs first")
+        fit(net, dataset, epochs=epochs)
+    table = sweep(net, dataset, ratios=ratio_list)
+    out = Table(
+        title=f"{kind} sensitivity of {model} on {dataset.spec.name} "
+        f"(validation accuracy, baseline {table.baseline_accuracy:.4f})",
+        title_justify="left",
+    )
+    out.add_column("layer")
+    out.add_column("weights", justify="right")
+    for ratio in table.ratios:
+        out.add_column(f"pruned {ratio:g}", justify="right")
+    out.add_column(f"tolerates (drop <= {tolerance:g})", justify="right")
+    for layer, by_ratio in table.accuracy.items():
+        cells = []
+        for ratio in table.ratios:
+            drop = table.drop(layer, ratio)
+            style = "green" if drop <= tolerance else "yellow" if drop <= 5 * tolerance else "red"
+            cells.append(f"[{style}]{by_ratio[ratio]:.4f}[/{style}]")
+        tolerated = [r for r in table.ratios if table.drop(layer, r) <= tolerance]
+        out.add_row(
+            layer,
+            f"{table.params[layer]:,}",
+            *cells,
+            f"{max(tolerated):g}" if tolerated else "none",
+        )
+    console.print(out)
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="run folder")] = Path("runs/demo"),
     epochs: Annotated[int, typer.Option(help="baseline training epochs")] = 15,

@@ -76,11 +76,14 @@ def fit(
     loss: LossFn = cross_entropy,
     regularizer: Regularizer | None = None,
     after_step: Callable[[nn.Module], None] | None = None,
+    restore_best: bool = True,
     desc: str = "train",
     show_progress: bool = True,
 ) -> FitResult:
     """Train ``model`` in place and leave it holding its best-validation weights.
 
+    ``restore_best=False`` keeps the last epoch instead: right for fine-tuning with a penalty,
+    where the most accurate epoch is often the one the penalty has shaped least.
     ``teacher`` (frozen, eval mode) makes its logits the third argument of ``loss``;
     ``after_step`` runs after every optimiser step (e.g. to re-apply a sparsity mask).
     """
@@ -100,7 +103,9 @@ def fit(
     )
     if teacher is not None:
         teacher.eval()
-    best_acc = evaluate(model, data.val)
+    # Only trained epochs compete: a fine-tune that merely ties its starting point must still
+    # return the fine-tuned weights (they carry the penalty or mask it was asked for).
+    best_acc = evaluate(model, data.val) if epochs == 0 else -1.0
     best_state, best_epoch, history = copy.deepcopy(model.state_dict()), 0, []
     with progress_bar(desc, total=epochs, enabled=show_progress) as bar:
         for epoch in range(1, epochs + 1):
@@ -136,7 +141,8 @@ def fit(
             )
             if patience is not None and epoch - best_epoch >= patience:
                 break
-    model.load_state_dict(best_state)
+    if restore_best:
+        model.load_state_dict(best_state)
     model.eval()
     return FitResult(model, best_acc, best_epoch, len(history), history)
 

@@ -55,3 +55,21 @@ def test_unknown_zoo_model_and_bad_options():
         es.models.build("vgg", SPECS[0])
     with pytest.raises(ModelLoadError, match="bad options"):
         es.models.build("mlp", SPECS[0], depth=3)
+
+
+def test_builds_are_reproducible_for_a_seed_and_leave_the_global_rng_alone():
+    spec = SPECS[0]
+    torch.manual_seed(7)
+    expected_next = torch.rand(1)
+    torch.manual_seed(7)
+    a = es.models.build("small-cnn", spec)
+    assert torch.equal(torch.rand(1), expected_next)
+    b = es.models.build("small-cnn", spec)
+    c = es.models.build("small-cnn", spec, seed=1)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert not all(
+        torch.equal(pa, pc)
+        for pa, pc in zip(a.parameters(), c.parameters(), strict=True)
+        if pa.dim() > 1
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from edgeslim.data.bundle import DataSpec
@@ -22,14 +23,20 @@ def register_model(name: str) -> Callable[[Builder], Builder]:
     return add
 
 
-def build(name: str, spec: DataSpec, **options: Any) -> nn.Module:
-    """Build zoo model ``name`` for inputs and classes described by ``spec``."""
+def build(name: str, spec: DataSpec, seed: int = 0, **options: Any) -> nn.Module:
+    """Build zoo model ``name`` for inputs and classes described by ``spec``.
+
+    Initial weights come from ``seed`` (the caller's random state is left as it was), so the
+    same name, spec and seed always give the same starting point.
+    """
     if name not in ZOO:
         raise ModelLoadError(
             f"unknown zoo model {name!r}; expected one of: {', '.join(sorted(ZOO))}"
         )
     try:
-        return ZOO[name](spec, **options)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return ZOO[name](spec, **options)
     except TypeError as exc:
         raise ModelLoadError(f"zoo model {name!r}: bad options {options} ({exc})") from exc
 

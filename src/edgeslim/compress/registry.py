@@ -1,0 +1,82 @@
+"""Recipe step name -> technique. How a new technique plugs in:
+
+1. write ``apply(candidate, data, settings) -> Candidate`` and a pydantic ``Settings`` model
+   (``extra="forbid"``, bounds as Field constraints), in one module under ``compress/``;
+2. decorate ``apply`` with ``@technique("name", Settings, stage="torch")``; a step that needs
+   the model to check its settings (layer names, say) also gives ``check(model, settings)``.
+
+Steps look like ``{"prune": {"kind": "structured", "ratio": 0.5}}``; for ``prune`` the ``kind``
+picks the technique (``prune.structured``), so each kind keeps its own settings and module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from edgeslim.errors import ConfigError
+
+Stage = Literal["torch", "onnx"]
+
+
+@dataclass(frozen=True)
+class Technique:
+    name: str
+    stage: Stage
+    settings: type[BaseModel]
+    apply: Callable[..., Any]
+    check: Callable[..., None] | None = None  # model-dependent validation, before any work
+
+
+TECHNIQUES: dict[str, Technique] = {}
+
+
+def technique(
+    name: str,
+    settings: type[BaseModel],
+    stage: Stage = "torch",
+    check: Callable[..., None] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def add(apply: Callable[..., Any]) -> Callable[..., Any]:
+        TECHNIQUES[name] = Technique(name, stage, settings, apply, check)
+        return apply
+
+    return add
+
+
+def describe_validation(error: ValidationError, where: str) -> str:
+    parts = []
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"])
+        parts.append(f"{where}.{loc}: {item['msg']}" if loc else f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def resolve(step: dict[str, Any], where: str = "step") -> tuple[Technique, BaseModel]:
+    """Turn one recipe step into its technique and validated settings (or a ConfigError)."""
+    if not isinstance(step, dict) or len(step) != 1:
+        raise ConfigError(
+            f"{where}: a step is a mapping with one key, e.g. "
+            "{'prune': {'kind': 'structured', 'ratio': 0.5}}; got {step!r}"
+        )
+    ((key, raw),) = step.items()
+    raw = dict(raw or {})
+    name = key
+    if key == "prune":
+        kind = raw.pop("kind", None)
+        name = f"prune.{kind}"
+        if name not in TECHNIQUES:
+            kinds = sorted(t.split(".", 1)[1] for t in TECHNIQUES if t.startswith("prune."))
+            raise ConfigError(f"{where}.prune.kind: expected one of {kinds}, got {kind!r}")
+    if name not in TECHNIQUES:
+        known = sorted({t.split(".")[0] for t in TECHNIQUES})
+        raise ConfigError(f"{where}: unknown step {key!r}; expected one of {known}")
+    tech = TECHNIQUES[name]
+    try:
+        settings = tech.settings(**raw)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation(exc, f"{where}.{key}")) from exc
+    return tech, settings
