@@ -27,5 +27,12 @@ class Candidate:
         """A new candidate one recipe step further along."""
         return dataclasses.replace(self, recipe=(*self.recipe, step), **changes)
 
+    def step(self, key: str) -> dict[str, Any]:
+        """Settings and results of the last recipe step named ``key`` (e.g. "prune")."""
+        for step in reversed(self.recipe):
+            if key in step:
+                return step[key]
+        raise KeyError(f"candidate {self.name!r} has no {key!r} step")
+
     def replace(self, **changes: Any) -> Candidate:
         return dataclasses.replace(self, **changes)

@@ -61,7 +61,14 @@ def onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
-def compare(path: Path, model: nn.Module, x: np.ndarray, atol: float, rtol: float) -> ExportCheck:
+def compare(
+    path: Path,
+    model: nn.Module,
+    x: np.ndarray,
+    atol: float,
+    rtol: float,
+    min_agreement: float = 0.0,
+) -> ExportCheck:
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     got = onnx_outputs(path, x)
@@ -74,12 +81,76 @@ def compare(path: Path, model: nn.Module, x: np.ndarray, atol: float, rtol: floa
             f"{path}: ONNX Runtime output differs from PyTorch by {diff:.3g} (allowed {bound:.3g})"
         )
     agreement = float((got.argmax(axis=1) == expected.argmax(axis=1)).mean())
+    if agreement < min_agreement:
+        raise ExportError(
+            f"{path}: ONNX Runtime agrees with PyTorch on only {agreement:.1%} of "
+            f"top-1 predictions (needed {min_agreement:.0%})"
+        )
     opset = next(
         o.version
         for o in onnx.load(str(path), load_external_data=False).opset_import
         if o.domain in ("", "ai.onnx")
     )
     return ExportCheck(len(x), diff, agreement, opset)
+
+
+def torchscript_only(model: nn.Module) -> bool:
+    """ScriptModules and fake-quantized (QAT) models need the TorchScript-based exporter."""
+    return isinstance(model, torch.jit.ScriptModule) or getattr(
+        model, "exports_with_torchscript", False
+    )
+
+
+def fold_weight_quantizers(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Store weights that the exporter left as FP32 -> QuantizeLinear as integer initializers.
+
+    A QuantizeLinear of a constant is a constant: computing it once here makes the file hold
+    INT8 weights (a quarter of the bytes) and leaves the runtime the plain DQ -> Conv pattern.
+    """
+    graph = proto.graph
+    inits = {t.name: t for t in graph.initializer}
+    producers = {n.output[0]: n for n in graph.node if n.output}
+
+    def value(name: str) -> np.ndarray | None:
+        """A constant's value: an initializer, a Constant node, or a Cast of either."""
+        if name in inits:
+            return onnx.numpy_helper.to_array(inits[name])
+        node = producers.get(name)
+        if node is not None and node.op_type == "Constant":
+            return onnx.numpy_helper.to_array(node.attribute[0].t)
+        if node is not None and node.op_type == "Cast":
+            source = value(node.input[0])
+            to = next(a.i for a in node.attribute if a.name == "to")
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(to)
+            return None if source is None else source.astype(dtype)
+        return None
+
+    folded = []
+    for node in graph.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] not in inits:
+            continue
+        weight, scale = value(node.input[0]), value(node.input[1])
+        zero = value(node.input[2]) if len(node.input) > 2 else np.uint8(0)
+        if scale is None or zero is None:
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        shape = [1] * weight.ndim
+        if scale.size > 1:
+            shape[axis] = -1
+        info = np.iinfo(zero.dtype)
+        q = np.round(weight / scale.reshape(shape)) + zero.astype(np.int64).reshape(
+            shape if zero.size > 1 else [1] * weight.ndim
+        )
+        stored = np.clip(q, info.min, info.max).astype(zero.dtype)
+        graph.initializer.append(onnx.numpy_helper.from_array(stored, node.output[0]))
+        folded.append(node)
+    for node in folded:
+        graph.node.remove(node)
+    used = {name for n in graph.node for name in n.input}
+    for tensor in list(graph.initializer):
+        if tensor.name not in used and tensor.name not in {o.name for o in graph.output}:
+            graph.initializer.remove(tensor)
+    return proto
 
 
 def save_deployable(proto: onnx.ModelProto, path: Path, spec: dict) -> None:
@@ -127,7 +198,7 @@ def export_onnx(
         raw = Path(tmp) / "raw.onnx"
         try:
             with quiet_exporter():
-                if isinstance(model, torch.jit.ScriptModule):  # only the TorchScript exporter
+                if torchscript_only(model):
                     torch.onnx.export(
                         model,
                         example,
@@ -135,6 +206,7 @@ def export_onnx(
                         input_names=[INPUT_NAME],
                         output_names=[OUTPUT_NAME],
                         dynamo=False,
+                        opset_version=17,
                         dynamic_axes={INPUT_NAME: {0: "batch"}},
                     )
                 else:
@@ -151,8 +223,12 @@ def export_onnx(
                     )
         except Exception as exc:
             raise ExportError(f"ONNX export of {type(model).__name__} failed: {exc}") from exc
-        proto = onnx.load(str(raw))
+        proto = fold_weight_quantizers(onnx.load(str(raw)))
     save_deployable(proto, path, data.spec.to_dict())
+    if getattr(model, "exports_with_torchscript", False):
+        # fake quantization in PyTorch and INT8 kernels in ORT round differently: judge a
+        # quantized export by its predictions, not by float closeness
+        return compare(path, model, x, atol=float("inf"), rtol=0, min_agreement=0.97)
     return compare(path, model, x, atol, rtol)
 
 

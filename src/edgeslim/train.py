@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,6 +77,7 @@ def fit(
     regularizer: Regularizer | None = None,
     after_step: Callable[[nn.Module], None] | None = None,
     restore_best: bool = True,
+    extra_parameters: Iterable[nn.Parameter] = (),
     desc: str = "train",
     show_progress: bool = True,
 ) -> FitResult:
@@ -96,7 +97,8 @@ def fit(
     generator = seed_everything(seed)
     x_train = torch.from_numpy(data.train.x)
     y_train = torch.from_numpy(data.train.y)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    parameters = [*model.parameters(), *extra_parameters]  # e.g. distillation hint adapters
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, -(-len(y_train) // batch_size))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch)

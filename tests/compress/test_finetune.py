@@ -15,4 +15,4 @@ def test_activation_penalty_raises_measured_activation_sparsity(trained_small_cn
     after = es.measure(sparse, digits, quick)
     assert after["activation_sparsity"] > before["activation_sparsity"] + 0.08
     assert after["accuracy"] >= before["accuracy"] - 0.01
-    assert sparse.recipe[1]["finetune"]["activation_l1"] == 2.0
+    assert sparse.step("finetune")["activation_l1"] == 2.0

@@ -37,7 +37,7 @@ BAD = {
 def test_bad_recipes_fail_before_any_work(case, trained_small_cnn, digits, monkeypatch):
     step, message = BAD[case]
     calls = []
-    monkeypatch.setattr(pipeline, "run_step", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(pipeline, "run_recipe", lambda *a, **k: calls.append(a))
     good = [{"finetune": {"epochs": 1}}]
     with pytest.raises(ConfigError, match=message):
         es.compress(trained_small_cnn, digits, [good, [step]], show_progress=False)
@@ -52,7 +52,20 @@ def test_candidates_record_their_recipe_and_leave_the_base_alone(trained_small_c
     ]
     (candidate,) = es.compress(trained_small_cnn, digits, [recipe], show_progress=False)
     assert candidate.name == "prune-structured-0.25+finetune-1"
-    assert [next(iter(s)) for s in candidate.recipe] == ["train", "prune", "finetune"]
-    assert candidate.recipe[1]["prune"]["importance"] == "l2"
+    assert [next(iter(s)) for s in candidate.recipe] == ["train", "prune", "finetune", "export"]
+    assert candidate.step("prune")["importance"] == "l2"
     for key, value in trained_small_cnn.model.state_dict().items():
         assert value.shape == before[key].shape
+
+
+def test_same_recipes_get_distinct_names_and_files(trained_small_cnn, digits, tmp_path):
+    recipe = [{"finetune": {"epochs": 1}}]
+    a, b = es.compress(
+        trained_small_cnn, digits, [recipe, recipe], out_dir=tmp_path, show_progress=False
+    )
+    assert (a.name, b.name) == ("finetune-1", "finetune-1-2")
+    assert a.artifact != b.artifact and a.artifact.exists() and b.artifact.exists()
+    with pytest.raises(ConfigError, match="names must be unique"):
+        es.compress(
+            trained_small_cnn, digits, [recipe, recipe], names=["x", "x"], show_progress=False
+        )

@@ -18,7 +18,7 @@ def test_grouping_round_trips_and_runs_along_input_channels():
 def test_nm_pattern_holds_in_every_pruned_layer_after_finetuning(trained_small_cnn, digits, n, m):
     recipe = [{"prune": {"kind": "nm", "n": n, "m": m}}, {"finetune": {"epochs": 2}}]
     (pruned,) = es.compress(trained_small_cnn, digits, [recipe], show_progress=False)
-    result = pruned.recipe[1]["prune"]["result"]
+    result = pruned.step("prune")["result"]
     layers = L.weighted_layers(pruned.model)
     assert result["pruned_layers"] and "0.0" in result["skipped_layers"]  # 1-channel stem
     for name in result["pruned_layers"]:

@@ -44,7 +44,7 @@ def test_structured_50_keeps_accuracy_within_two_points(trained_small_cnn, digit
 def test_targets_importances_and_auto_ratios(trained_small_cnn, digits, settings):
     recipe = [{"prune": {"kind": "structured", **settings}}, {"finetune": {"epochs": 3}}]
     (pruned,) = es.compress(trained_small_cnn, digits, [recipe], show_progress=False)
-    result = pruned.recipe[1]["prune"]["result"]
+    result = pruned.step("prune")["result"]
     wanted = settings.get("macs_reduction", 1.2)
     assert result["macs_reduction"] >= wanted * 0.999
     if settings.get("ratios") == "auto":

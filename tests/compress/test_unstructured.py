@@ -25,7 +25,7 @@ def test_global_80_percent_reaches_target_keeps_accuracy_and_shrinks_storage(
     assert record["accuracy"] >= dense_record["accuracy"] - 0.01
     assert record["storage_compressed_kb"] * 3 <= dense_record["storage_compressed_kb"]
     assert record["storage_kb"] == pytest.approx(dense_record["storage_kb"], rel=0.01)  # dense file
-    step = pruned.recipe[1]["prune"]
+    step = pruned.step("prune")
     assert step["kind"] == "unstructured" and step["result"]["sparsity_reached"] == 0.8
     # first and last layers are skipped by default and stay dense
     names = list(L.weighted_layers(pruned.model))
@@ -46,7 +46,7 @@ def test_per_layer_scope_prunes_every_chosen_layer_equally(trained_small_cnn, di
         }
     ]
     (pruned,) = es.compress(trained_small_cnn, digits, [recipe], show_progress=False)
-    by_layer = pruned.recipe[1]["prune"]["result"]["pruned_layers"]
+    by_layer = pruned.step("prune")["result"]["pruned_layers"]
     assert len(by_layer) == 4
     assert all(v == pytest.approx(0.5, abs=0.01) for v in by_layer.values())
 
@@ -68,9 +68,9 @@ def test_agp_schedule_and_explicit_and_auto_ratios(trained_small_cnn, digits):
         [{"prune": {"kind": "unstructured", "sparsity": 0.6, "ratios": "auto"}}],
     ]
     agp, explicit, auto = es.compress(trained_small_cnn, digits, recipes, show_progress=False)
-    assert agp.recipe[1]["prune"]["result"]["sparsity_reached"] == pytest.approx(0.7, abs=0.01)
-    assert explicit.recipe[1]["prune"]["result"]["pruned_layers"] == {"3.0": 0.6}
-    result = auto.recipe[1]["prune"]["result"]
+    assert agp.step("prune")["result"]["sparsity_reached"] == pytest.approx(0.7, abs=0.01)
+    assert explicit.step("prune")["result"]["pruned_layers"] == {"3.0": 0.6}
+    result = auto.step("prune")["result"]
     assert result["sparsity_reached"] == pytest.approx(0.6, abs=0.01)
     assert len(result["sensitivity"]) == 2  # one row per prunable layer
     # the pruned layers hold real zeros that survive fine-tuning

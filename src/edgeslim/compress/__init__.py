@@ -1,16 +1,21 @@
 """Compression techniques, each registered by name (see ``registry``), and ``compress``."""
 
 from edgeslim.compress import (  # noqa: F401  (registration)
+    distill,
     finetune,
+    qat,
+    quantize,
     semistructured,
     structured,
     unstructured,
 )
 from edgeslim.compress.pipeline import compress, recipe_name
+from edgeslim.compress.presets import PRESETS
 from edgeslim.compress.registry import TECHNIQUES, resolve, technique
 from edgeslim.compress.sensitivity import DEFAULT_RATIOS, Sensitivity
 
 __all__ = [
+    "PRESETS",
     "TECHNIQUES",
     "Sensitivity",
     "compress",

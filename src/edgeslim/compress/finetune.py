@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from edgeslim.compress import layers as L
-from edgeslim.compress.registry import technique
+from edgeslim.compress.registry import StepContext, technique
 from edgeslim.data.bundle import Dataset
 from edgeslim.train import fit
 
@@ -62,9 +62,7 @@ class ActivationL1:
 
 
 @technique("finetune", FinetuneSettings)
-def apply(
-    model: nn.Module, data: Dataset, s: FinetuneSettings, show_progress: bool = True, **fit_options
-) -> dict:
+def apply(model: nn.Module, data: Dataset, s: FinetuneSettings, ctx: StepContext) -> dict:
     penalty = None
     if s.activation_l1 > 0:
         penalty = ActivationL1(model, s.activation_l1, s.activation_l1_normalized)
@@ -81,8 +79,7 @@ def apply(
             restore_best=False,
             after_step=L.mask_keeper(model) if s.keep_sparsity else None,
             desc="finetune",
-            show_progress=show_progress,
-            **fit_options,
+            show_progress=ctx.show_progress,
         )
     finally:
         if penalty is not None:

@@ -1,23 +1,30 @@
 """``compress(base, data, recipes)``: run ordered technique steps, one Candidate per recipe.
 
-Every recipe is validated, against the base model too, before any work starts, so a typo in
-the fifth recipe does not cost the first four their training time.
+Torch-stage steps change the PyTorch model; at the first ONNX-stage step the model is exported
+(and checked against PyTorch), and from then on steps transform the ONNX file. Every recipe is
+validated, against the base model too, before any work starts, so a typo in the fifth recipe
+does not cost the first four their training time.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
 from edgeslim.candidate import Candidate
-from edgeslim.compress.registry import Technique, resolve
+from edgeslim.compress.presets import PRESETS
+from edgeslim.compress.registry import StepContext, Technique, resolve
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError
 
 Recipe = list[dict[str, Any]]
+AGREEMENT_SAMPLES = 512
 
 
 def recipe_name(recipe: Recipe) -> str:
@@ -26,68 +33,151 @@ def recipe_name(recipe: Recipe) -> str:
     for step in recipe:
         ((key, settings),) = step.items()
         settings = settings or {}
-        label = "-".join(
-            str(v)
-            for k, v in settings.items()
-            if k in ("kind", "sparsity", "ratio", "macs_reduction", "n", "m", "epochs")
-        )
+        shown = ("kind", "sparsity", "ratio", "macs_reduction", "n", "m", "epochs")
+        label = "-".join(str(v) for k, v in settings.items() if k in shown)
         parts.append(f"{key}-{label}" if label else key)
     return "+".join(parts) or "identity"
 
 
-def validate(base: Candidate, recipe: Recipe, where: str) -> list[tuple[Technique, BaseModel]]:
+def unique(names: list[str]) -> list[str]:
+    """Number repeated names (``finetune-3``, ``finetune-3-2``) so no two share a file."""
+    seen: dict[str, int] = {}
+    result = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        result.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return result
+
+
+def expand(recipe: Recipe | str, where: str) -> Recipe:
+    if isinstance(recipe, str):
+        if recipe not in PRESETS:
+            raise ConfigError(f"{where}: unknown preset {recipe!r}; presets: {sorted(PRESETS)}")
+        return copy.deepcopy(PRESETS[recipe])
     if not isinstance(recipe, list):
-        raise ConfigError(f"{where}: a recipe is a list of steps, got {type(recipe).__name__}")
+        raise ConfigError(
+            f"{where}: a recipe is a list of steps or a preset name, got {type(recipe).__name__}"
+        )
+    return recipe
+
+
+def validate(
+    base: Candidate, recipe: Recipe, data: Dataset, where: str
+) -> list[tuple[Technique, BaseModel]]:
     steps = [resolve(step, f"{where}[{i}]") for i, step in enumerate(recipe)]
+    onnx_step = qat_step = None
     for i, (tech, settings) in enumerate(steps):
+        here = f"{where}[{i}]"
+        if tech.stage == "onnx":
+            if qat_step is not None:
+                raise ConfigError(
+                    f"{here}: {tech.name} after qat ({where}[{qat_step}]) would "
+                    "quantize twice; QAT already exports an INT8 (QDQ) model"
+                )
+            onnx_step = onnx_step if onnx_step is not None else i
+        elif onnx_step is not None:
+            raise ConfigError(
+                f"{here}: {tech.name} changes the PyTorch model, but {where}[{onnx_step}] "
+                f"({steps[onnx_step][0].name}) already works on the exported ONNX file; "
+                "put PyTorch steps (prune, finetune, distill, qat) before ONNX steps (quantize)"
+            )
+        elif qat_step is not None and tech.name != "finetune":
+            raise ConfigError(
+                f"{here}: {tech.name} after qat would undo its quantization; "
+                "only finetune may follow qat"
+            )
+        if tech.name == "qat":
+            qat_step = i
         if tech.stage == "torch" and base.model is None:
             raise ConfigError(
-                f"{where}[{i}]: {tech.name} needs a PyTorch model; the base "
-                "candidate has only an exported file"
+                f"{here}: {tech.name} needs a PyTorch model; the base candidate "
+                "has only an exported file"
             )
         if tech.check is not None and base.model is not None:
-            tech.check(base.model, settings)
+            tech.check(base.model, settings, data)
     return steps
 
 
 def compress(
     base: Candidate,
     data: Dataset,
-    recipes: list[Recipe],
+    recipes: list[Recipe | str],
     *,
     names: list[str] | None = None,
     out_dir: str | Path | None = None,
     show_progress: bool = True,
 ) -> list[Candidate]:
-    """Apply each recipe to a copy of ``base``; export to ``out_dir`` when one is given."""
+    """Apply each recipe (a list of steps or a preset name) to ``base``; export to ``out_dir``
+    (a new temporary folder when not given)."""
     if names is not None and len(names) != len(recipes):
         raise ConfigError(f"{len(names)} names for {len(recipes)} recipes")
-    plans = [validate(base, recipe, f"recipes[{i}]") for i, recipe in enumerate(recipes)]
-    names = names or [recipe_name(r) for r in recipes]
-    candidates = []
-    for name, plan in zip(names, plans, strict=True):
-        candidate = base.replace(name=name)
-        for tech, settings in plan:
-            candidate = run_step(candidate, data, tech, settings, show_progress)
-        if out_dir is not None and candidate.artifact is None:
-            from edgeslim.export import export
+    expanded = [expand(r, f"recipes[{i}]") for i, r in enumerate(recipes)]
+    plans = [validate(base, r, data, f"recipes[{i}]") for i, r in enumerate(expanded)]
+    if names is None:
+        names = unique(
+            [
+                r if isinstance(r, str) else recipe_name(e)
+                for r, e in zip(recipes, expanded, strict=True)
+            ]
+        )
+    elif len(set(names)) != len(names):
+        raise ConfigError(f"candidate names must be unique (each names a file): {names}")
+    out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="edgeslim-"))
+    ctx = StepContext(base=base, show_progress=show_progress)
+    return [
+        run_recipe(base.replace(name=name), data, plan, out, ctx)
+        for name, plan in zip(names, plans, strict=True)
+    ]
 
-            candidate = export(candidate, data, out_dir)
-        candidates.append(candidate)
-    return candidates
+
+def run_recipe(
+    candidate: Candidate, data: Dataset, plan: list, out: Path, ctx: StepContext
+) -> Candidate:
+    from edgeslim.export import export
+
+    for i, (tech, settings) in enumerate(plan):
+        if tech.stage == "torch":
+            candidate = run_torch_step(candidate, data, tech, settings, ctx)
+            continue
+        if candidate.artifact is None:  # torch steps clear it: export what they produced
+            candidate = export(candidate, data, out)
+        candidate = run_onnx_step(
+            candidate, data, tech, settings, out / f"{candidate.name}.step{i}.onnx"
+        )
+    if candidate.artifact is None:
+        candidate = export(candidate, data, out)
+    final = out / f"{candidate.name}.onnx"
+    if candidate.artifact != final:
+        os.replace(candidate.artifact, final)
+        candidate = candidate.replace(artifact=final)
+    return candidate
 
 
-def run_step(
-    candidate: Candidate, data: Dataset, tech: Technique, settings: BaseModel, show_progress: bool
+def step_record(tech: Technique, settings: BaseModel, info: dict) -> dict:
+    key, _, kind = tech.name.partition(".")
+    return {key: {**({"kind": kind} if kind else {}), **settings.model_dump(), "result": info}}
+
+
+def run_torch_step(
+    candidate: Candidate, data: Dataset, tech: Technique, settings: BaseModel, ctx: StepContext
 ) -> Candidate:
     model = copy.deepcopy(candidate.model)  # earlier candidates keep their own model
-    info = tech.apply(model, data, settings, show_progress=show_progress)
-    key = tech.name.split(".")[0]
-    step = {
-        key: {
-            **({"kind": tech.name.split(".", 1)[1]} if "." in tech.name else {}),
-            **settings.model_dump(),
-            "result": info,
-        }
-    }
-    return candidate.with_step(step, model=model.eval())
+    info = tech.apply(model, data, settings, ctx) or {}
+    swapped = info.pop("model", None)  # a step may replace the model (a distilled student)
+    return candidate.with_step(
+        step_record(tech, settings, info), model=(swapped or model).eval(), artifact=None
+    )
+
+
+def run_onnx_step(
+    candidate: Candidate, data: Dataset, tech: Technique, settings: BaseModel, target: Path
+) -> Candidate:
+    from edgeslim.export import onnx_outputs
+
+    source = Path(candidate.artifact)
+    info = tech.apply(source, target, data, settings) or {}
+    x = data.test.x[:AGREEMENT_SAMPLES]
+    before, after = onnx_outputs(source, x), onnx_outputs(target, x)
+    info["top1_agreement"] = float((before.argmax(1) == after.argmax(1)).mean())
+    info["max_abs_diff"] = float(np.abs(before - after.astype(np.float32)).max())
+    return candidate.with_step(step_record(tech, settings, info), artifact=target)

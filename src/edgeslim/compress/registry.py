@@ -2,11 +2,14 @@
 
 1. write ``apply(candidate, data, settings) -> Candidate`` and a pydantic ``Settings`` model
    (``extra="forbid"``, bounds as Field constraints), in one module under ``compress/``;
-2. decorate ``apply`` with ``@technique("name", Settings, stage="torch")``; a step that needs
-   the model to check its settings (layer names, say) also gives ``check(model, settings)``.
+2. decorate it with ``@technique("name", Settings, stage=...)``. A ``torch`` step is
+   ``apply(model, data, settings, ctx) -> info`` and changes ``model`` in place; an ``onnx`` step
+   is ``apply(source, target, data, settings) -> info`` and writes ``target``. A step that needs
+   the model to check its settings (layer names, say) also gives ``check(model, settings, data)``.
 
-Steps look like ``{"prune": {"kind": "structured", "ratio": 0.5}}``; for ``prune`` the ``kind``
-picks the technique (``prune.structured``), so each kind keeps its own settings and module.
+Steps look like ``{"prune": {"kind": "structured", "ratio": 0.5}}``. Where techniques are
+registered as ``step.kind`` (``prune.structured``, ``quantize.static-int8``), the ``kind``
+setting picks one, so each kind keeps its own settings and module.
 """
 
 from __future__ import annotations
@@ -20,6 +23,15 @@ from pydantic import BaseModel, ValidationError
 from edgeslim.errors import ConfigError
 
 Stage = Literal["torch", "onnx"]
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a torch-stage step may know beyond its model: the recipe's starting candidate
+    (the default distillation teacher) and whether to draw progress bars."""
+
+    base: Any = None  # Candidate
+    show_progress: bool = True
 
 
 @dataclass(frozen=True)
@@ -65,12 +77,12 @@ def resolve(step: dict[str, Any], where: str = "step") -> tuple[Technique, BaseM
     ((key, raw),) = step.items()
     raw = dict(raw or {})
     name = key
-    if key == "prune":
+    kinds = sorted(t.split(".", 1)[1] for t in TECHNIQUES if t.startswith(f"{key}."))
+    if kinds:
         kind = raw.pop("kind", None)
-        name = f"prune.{kind}"
-        if name not in TECHNIQUES:
-            kinds = sorted(t.split(".", 1)[1] for t in TECHNIQUES if t.startswith("prune."))
-            raise ConfigError(f"{where}.prune.kind: expected one of {kinds}, got {kind!r}")
+        name = f"{key}.{kind}"
+        if kind not in kinds:
+            raise ConfigError(f"{where}.{key}.kind: expected one of {kinds}, got {kind!r}")
     if name not in TECHNIQUES:
         known = sorted({t.split(".")[0] for t in TECHNIQUES})
         raise ConfigError(f"{where}: unknown step {key!r}; expected one of {known}")

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from edgeslim.compress import layers as L
-from edgeslim.compress.registry import technique
+from edgeslim.compress.registry import StepContext, technique
 from edgeslim.data.bundle import Dataset
 
 
@@ -32,7 +32,7 @@ class NMSettings(BaseModel):
         return self
 
 
-def check(model: nn.Module, s: NMSettings) -> None:
+def check(model: nn.Module, s: NMSettings, data: Dataset) -> None:
     L.check_layer_names(model, s.skip, "prune.skip")
 
 
@@ -56,7 +56,7 @@ def pattern_holds(weight: torch.Tensor, n: int, m: int) -> bool:
 
 
 @technique("prune.nm", NMSettings, check=check)
-def apply(model: nn.Module, data: Dataset, s: NMSettings, show_progress: bool = True) -> dict:
+def apply(model: nn.Module, data: Dataset, s: NMSettings, ctx: StepContext) -> dict:
     pruned, skipped = [], {}
     for name, layer in L.select_layers(model, s.skip, s.skip_first, s.skip_last).items():
         weight = layer.weight.data

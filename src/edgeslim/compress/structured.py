@@ -19,7 +19,7 @@ from torch import nn
 
 from edgeslim.compress import layers as L
 from edgeslim.compress import sensitivity as S
-from edgeslim.compress.registry import technique
+from edgeslim.compress.registry import StepContext, technique
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError
 from edgeslim.train import fit
@@ -36,6 +36,7 @@ class StructuredSettings(BaseModel):
     steps: int = Field(1, ge=1, description="pruning steps, fine-tuned in between")
     epochs_per_step: int = Field(0, ge=0)
     ignore: list[str] = []
+    round_to: int | None = Field(None, ge=1, description="keep channel counts multiples of this")
     ratios: Literal["auto"] | dict[str, Ratio] | None = None
     tolerance: float = Field(0.02, ge=0, le=1, description="accuracy drop per layer for auto")
 
@@ -49,7 +50,7 @@ class StructuredSettings(BaseModel):
         return self
 
 
-def check(model: nn.Module, s: StructuredSettings) -> None:
+def check(model: nn.Module, s: StructuredSettings, data: Dataset) -> None:
     L.check_layer_names(model, s.ignore, "prune.ignore")
     if isinstance(s.ratios, dict):
         L.check_layer_names(model, s.ratios, "prune.ratios")
@@ -103,6 +104,7 @@ def make_pruner(
         global_pruning=s.scope == "global",
         pruning_ratio_dict={modules[n]: r for n, r in (ratio_dict or {}).items()} or None,
         ignored_layers=ignored_modules(model, s.ignore),
+        round_to=s.round_to,
     )
 
 
@@ -194,9 +196,7 @@ def auto_ratio_dict(model, data, s, show_progress) -> tuple[dict[str, float], S.
 
 
 @technique("prune.structured", StructuredSettings, check=check)
-def apply(
-    model: nn.Module, data: Dataset, s: StructuredSettings, show_progress: bool = True
-) -> dict:
+def apply(model: nn.Module, data: Dataset, s: StructuredSettings, ctx: StepContext) -> dict:
     base_macs = macs_of(model, data)
     base_params = sum(p.numel() for p in model.parameters())
     info: dict = {}
@@ -210,11 +210,11 @@ def apply(
                 lr=1e-3,
                 patience=None,
                 desc=f"prune step {step + 1}/{s.steps}",
-                show_progress=show_progress,
+                show_progress=ctx.show_progress,
             )
 
     if s.ratios == "auto":
-        ratio_dict, table = auto_ratio_dict(model, data, s, show_progress)
+        ratio_dict, table = auto_ratio_dict(model, data, s, ctx.show_progress)
         info["sensitivity"] = table.to_rows()
         info["ratios"] = {n: round(r, 3) for n, r in ratio_dict.items()}
         prune_by_ratio(model, data, s.model_copy(update={"ratio": None}), ratio_dict, finetune)

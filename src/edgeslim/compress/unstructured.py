@@ -16,7 +16,7 @@ from torch import nn
 
 from edgeslim.compress import layers as L
 from edgeslim.compress import sensitivity as S
-from edgeslim.compress.registry import technique
+from edgeslim.compress.registry import StepContext, technique
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError
 from edgeslim.train import fit
@@ -38,7 +38,7 @@ class UnstructuredSettings(BaseModel):
     tolerance: float = Field(0.01, ge=0, le=1, description="accuracy drop per layer for auto")
 
 
-def check(model: nn.Module, s: UnstructuredSettings) -> None:
+def check(model: nn.Module, s: UnstructuredSettings, data: Dataset) -> None:
     L.check_layer_names(model, s.skip, "prune.skip")
     if isinstance(s.ratios, dict):
         L.check_layer_names(model, s.ratios, "prune.ratios")
@@ -140,9 +140,7 @@ def auto_ratios(
 
 
 @technique("prune.unstructured", UnstructuredSettings, check=check)
-def apply(
-    model: nn.Module, data: Dataset, s: UnstructuredSettings, show_progress: bool = True
-) -> dict:
+def apply(model: nn.Module, data: Dataset, s: UnstructuredSettings, ctx: StepContext) -> dict:
     if isinstance(s.ratios, dict):
         chosen = {n: m for n, m in L.weighted_layers(model).items() if n in s.ratios}
     else:
@@ -150,7 +148,7 @@ def apply(
     target = prunable_target(model, chosen, s.sparsity) if not isinstance(s.ratios, dict) else 0
     info: dict = {}
     if s.ratios == "auto":
-        ratios, table = auto_ratios(model, data, chosen, target, s.tolerance, show_progress)
+        ratios, table = auto_ratios(model, data, chosen, target, s.tolerance, ctx.show_progress)
         info["sensitivity"] = table.to_rows()
     elif isinstance(s.ratios, dict):
         ratios = dict(s.ratios)
@@ -173,7 +171,7 @@ def apply(
                 patience=None,
                 after_step=L.mask_keeper(model),
                 desc=f"agp step {t}/{steps}",
-                show_progress=show_progress,
+                show_progress=ctx.show_progress,
             )
     everything = L.weighted_layers(model)
     info.update(

@@ -1,0 +1,184 @@
+"""Knowledge distillation (Hinton et al. 2015), optionally with feature hints (FitNets).
+
+loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE.
+The teacher is the recipe's starting model unless one is named; the student is the current
+model (so distillation doubles as the fine-tuning after pruning) or a fresh zoo model, e.g. a
+narrower copy (``student: {model: small-cnn, width: 0.5}``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from edgeslim.compress import layers as L
+from edgeslim.compress.registry import StepContext, technique
+from edgeslim.data.bundle import Dataset
+from edgeslim.errors import ConfigError
+from edgeslim.train import fit
+
+
+class Student(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    width: float = Field(1.0, gt=0)
+    seed: int = 0
+
+
+class DistillSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epochs: int = Field(5, ge=0)
+    lr: float = Field(1e-3, gt=0)
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the distillation term")
+    teacher: str = Field(
+        "base",
+        description="'base', a zoo name with teacher_weights, a "
+        "TorchScript/.pt2 file or package.module:function",
+    )
+    teacher_weights: str | None = None
+    student: Student | None = None
+    hints: list[tuple[str, str]] = Field([], description="(student layer, teacher layer) pairs")
+    hint_weight: float = Field(1.0, ge=0)
+    keep_sparsity: bool = True
+    seed: int = 0
+
+
+def kd_loss(temperature: float, alpha: float):
+    def loss(
+        logits: torch.Tensor, targets: torch.Tensor, teacher_logits: torch.Tensor | None
+    ) -> torch.Tensor:
+        hard = F.cross_entropy(logits, targets)
+        soft = (
+            F.kl_div(
+                F.log_softmax(logits / temperature, dim=1),
+                F.softmax(teacher_logits / temperature, dim=1),
+                reduction="batchmean",
+            )
+            * temperature**2
+        )
+        return alpha * soft + (1 - alpha) * hard
+
+    return loss
+
+
+def load_teacher(s: DistillSettings, base_model: nn.Module | None, data: Dataset) -> nn.Module:
+    if s.teacher == "base":
+        if base_model is None:
+            raise ConfigError("distill.teacher: 'base' needs a PyTorch base model")
+        return base_model
+    from edgeslim.models import load_model
+
+    teacher = load_model(s.teacher, data.spec, s.teacher_weights)
+    if not isinstance(teacher, nn.Module):
+        raise ConfigError(f"distill.teacher: {s.teacher} is not a PyTorch model")
+    return teacher
+
+
+def output_classes(model: nn.Module, data: Dataset) -> int:
+    with torch.no_grad():
+        return int(model.eval()(torch.from_numpy(data.val.x[:2])).shape[1])
+
+
+def build_student(s: DistillSettings, current: nn.Module, data: Dataset) -> nn.Module:
+    if s.student is None:
+        return current
+    from edgeslim.models import build
+
+    return build(s.student.model, data.spec, seed=s.student.seed, width=s.student.width)
+
+
+def check(model: nn.Module, s: DistillSettings, data: Dataset) -> None:
+    teacher = load_teacher(s, model, data)
+    student = build_student(s, model, data)
+    t_classes, s_classes = output_classes(teacher, data), output_classes(student, data)
+    if t_classes != s_classes:
+        raise ConfigError(
+            f"distill.teacher gives {t_classes} classes but the student gives "
+            f"{s_classes}; both must predict the same classes"
+        )
+    for student_layer, teacher_layer in s.hints:
+        for net, name, who in (
+            (student, student_layer, "student"),
+            (teacher, teacher_layer, "teacher"),
+        ):
+            if name not in dict(net.named_modules()):
+                raise ConfigError(f"distill.hints: the {who} has no layer {name!r}")
+
+
+class Hints:
+    """Feature-matching terms: MSE between adapted student and teacher layer outputs."""
+
+    def __init__(
+        self, student: nn.Module, teacher: nn.Module, pairs, data: Dataset, weight: float
+    ) -> None:
+        self.weight, self.features = weight, {}
+        s_mods, t_mods = dict(student.named_modules()), dict(teacher.named_modules())
+        self.handles = []
+        for i, (s_name, t_name) in enumerate(pairs):
+            self.handles.append(s_mods[s_name].register_forward_hook(self.keeper(("s", i))))
+            self.handles.append(t_mods[t_name].register_forward_hook(self.keeper(("t", i))))
+        with torch.no_grad():
+            x = torch.from_numpy(data.val.x[:2])
+            student.eval()(x)
+            teacher.eval()(x)
+        self.adapters = nn.ModuleList()
+        for i in range(len(pairs)):
+            s_out, t_out = self.features[("s", i)], self.features[("t", i)]
+            conv = s_out.dim() == 4
+            make = nn.Conv2d if conv else nn.Linear
+            self.adapters.append(make(s_out.shape[1], t_out.shape[1], *((1,) if conv else ())))
+        self.features.clear()
+
+    def keeper(self, key):
+        def keep(_module, _inputs, output):
+            self.features[key] = output
+
+        return keep
+
+    def __call__(self, _model: nn.Module, _x: torch.Tensor) -> torch.Tensor:
+        total = 0.0
+        for i, adapter in enumerate(self.adapters):
+            s_out, t_out = adapter(self.features[("s", i)]), self.features[("t", i)].detach()
+            if s_out.dim() == 4 and s_out.shape[-2:] != t_out.shape[-2:]:
+                s_out = F.adaptive_avg_pool2d(s_out, t_out.shape[-2:])
+            total = total + F.mse_loss(s_out, t_out)
+        self.features.clear()
+        return self.weight * total
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+@technique("distill", DistillSettings, check=check)
+def apply(model: nn.Module, data: Dataset, s: DistillSettings, ctx: StepContext) -> dict:
+    teacher = load_teacher(s, ctx.base.model if ctx.base is not None else None, data)
+    student = build_student(s, model, data)
+    hints = Hints(student, teacher, s.hints, data, s.hint_weight) if s.hints else None
+    try:
+        result = fit(
+            student,
+            data,
+            epochs=s.epochs,
+            lr=s.lr,
+            seed=s.seed,
+            patience=None,
+            teacher=teacher,
+            loss=kd_loss(s.temperature, s.alpha),
+            regularizer=hints,
+            after_step=L.mask_keeper(student) if s.keep_sparsity else None,
+            restore_best=False,
+            extra_parameters=hints.adapters.parameters() if hints else (),  # trained, then dropped
+            desc="distill",
+            show_progress=ctx.show_progress,
+        )
+    finally:
+        if hints is not None:
+            hints.remove()
+    info = {"best_val_accuracy": round(result.best_val_accuracy, 4)}
+    if student is not model:
+        info["model"] = student
+    return info
