@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +15,7 @@ from torch import nn
 from edgeslim.candidate import Candidate
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import DataError, ExportError
+from edgeslim.progress import quiet
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -36,20 +33,9 @@ class ExportCheck:
     opset: int
 
 
-@contextlib.contextmanager
 def quiet_exporter():
     """The exporter narrates every step on stdout and warns about optional packages."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
+    return quiet("torch.onnx", "torch.export", "onnxscript")
 
 
 def onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray:
@@ -118,6 +104,8 @@ def fold_weight_quantizers(proto: onnx.ModelProto) -> onnx.ModelProto:
         node = producers.get(name)
         if node is not None and node.op_type == "Constant":
             return onnx.numpy_helper.to_array(node.attribute[0].t)
+        if node is not None and node.op_type == "Identity":  # the exporter's deduplication
+            return value(node.input[0])
         if node is not None and node.op_type == "Cast":
             source = value(node.input[0])
             to = next(a.i for a in node.attribute if a.name == "to")
@@ -127,9 +115,11 @@ def fold_weight_quantizers(proto: onnx.ModelProto) -> onnx.ModelProto:
 
     folded = []
     for node in graph.node:
-        if node.op_type != "QuantizeLinear" or node.input[0] not in inits:
+        if node.op_type != "QuantizeLinear":
             continue
         weight, scale = value(node.input[0]), value(node.input[1])
+        if weight is None or weight.ndim < 2:  # activations, or a scalar constant
+            continue
         zero = value(node.input[2]) if len(node.input) > 2 else np.uint8(0)
         if scale is None or zero is None:
             continue
@@ -146,11 +136,23 @@ def fold_weight_quantizers(proto: onnx.ModelProto) -> onnx.ModelProto:
         folded.append(node)
     for node in folded:
         graph.node.remove(node)
-    used = {name for n in graph.node for name in n.input}
-    for tensor in list(graph.initializer):
-        if tensor.name not in used and tensor.name not in {o.name for o in graph.output}:
-            graph.initializer.remove(tensor)
+    remove_dead_ends(graph)
     return proto
+
+
+def remove_dead_ends(graph: onnx.GraphProto) -> None:
+    """Drop nodes and initializers nothing reads any more (repeat until none is left)."""
+    outputs = {o.name for o in graph.output}
+    while True:
+        used = {name for n in graph.node for name in n.input} | outputs
+        dead = [n for n in graph.node if not any(o in used for o in n.output)]
+        for node in dead:
+            graph.node.remove(node)
+        if not dead:
+            break
+    used = {name for n in graph.node for name in n.input} | outputs
+    for tensor in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(tensor)
 
 
 def save_deployable(proto: onnx.ModelProto, path: Path, spec: dict) -> None:

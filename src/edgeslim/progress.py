@@ -1,8 +1,13 @@
-"""One progress-bar helper for every long loop, so they all look and behave the same."""
+"""What the user sees of long work: one progress-bar helper for every loop, and one way to
+silence libraries that narrate on stdout (the ONNX exporter, ORT's calibrators)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -34,3 +39,19 @@ def progress_bar(desc: str, total: int, enabled: bool = True) -> Iterator[Bar]:
     )
     with progress:
         yield Bar(progress, progress.add_task(desc, total=total, status=""))
+
+
+@contextmanager
+def quiet(*loggers: str) -> Iterator[None]:
+    """Swallow stdout, warnings, and records below ERROR from the named loggers."""
+    chosen = [logging.getLogger(name) for name in loggers]
+    levels = [logger.level for logger in chosen]
+    for logger in chosen:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(chosen, levels, strict=True):
+            logger.setLevel(level)

@@ -164,3 +164,18 @@ def test_every_preset_runs_end_to_end(preset, trained_small_cnn, digits, tmp_pat
 def test_bad_quantization_recipes(recipe, message, trained_small_cnn, digits):
     with pytest.raises(ConfigError, match=message):
         es.compress(trained_small_cnn, digits, [recipe], show_progress=False)
+
+
+def test_qat_export_stores_every_weight_as_int8_in_a_residual_net(digits, tmp_path):
+    base = es.Candidate("resnet8", model=es.models.build("resnet8", digits.spec))
+    (qat,) = es.compress(
+        base, digits, [[{"qat": {"epochs": 0}}]], out_dir=tmp_path, show_progress=False
+    )
+    graph = onnx.load(str(qat.artifact)).graph
+    weights = [t for t in graph.initializer if len(t.dims) > 1]
+    assert len(weights) == 10  # 9 convolutions (two 1x1 shortcuts) and the classifier
+    assert all(t.data_type == onnx.TensorProto.INT8 for t in weights)
+    assert not any(
+        n.op_type == "QuantizeLinear" and n.input[0] in {t.name for t in weights}
+        for n in graph.node
+    )

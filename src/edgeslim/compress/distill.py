@@ -13,11 +13,10 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from edgeslim.compress import layers as L
+from edgeslim.compress.finetune import tune
 from edgeslim.compress.registry import StepContext, technique
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError
-from edgeslim.train import fit
 
 
 class Student(BaseModel):
@@ -159,21 +158,20 @@ def apply(model: nn.Module, data: Dataset, s: DistillSettings, ctx: StepContext)
     student = build_student(s, model, data)
     hints = Hints(student, teacher, s.hints, data, s.hint_weight) if s.hints else None
     try:
-        result = fit(
+        result = tune(
             student,
             data,
+            ctx,
             epochs=s.epochs,
             lr=s.lr,
+            desc="distill",
+            keep_sparsity=s.keep_sparsity,
             seed=s.seed,
-            patience=None,
             teacher=teacher,
             loss=kd_loss(s.temperature, s.alpha),
             regularizer=hints,
-            after_step=L.mask_keeper(student) if s.keep_sparsity else None,
-            restore_best=False,
-            extra_parameters=hints.adapters.parameters() if hints else (),  # trained, then dropped
-            desc="distill",
-            show_progress=ctx.show_progress,
+            # the hint adapters train with the student and are dropped afterwards
+            extra_parameters=hints.adapters.parameters() if hints else (),
         )
     finally:
         if hints is not None:

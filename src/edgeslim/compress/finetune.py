@@ -18,7 +18,7 @@ from torch import nn
 from edgeslim.compress import layers as L
 from edgeslim.compress.registry import StepContext, technique
 from edgeslim.data.bundle import Dataset
-from edgeslim.train import fit
+from edgeslim.train import FitResult, fit
 
 
 class FinetuneSettings(BaseModel):
@@ -61,25 +61,51 @@ class ActivationL1:
             handle.remove()
 
 
+def tune(
+    model: nn.Module,
+    data: Dataset,
+    ctx: StepContext,
+    *,
+    epochs: int,
+    desc: str,
+    lr: float = 1e-3,
+    keep_sparsity: bool = True,
+    **options,
+) -> FitResult:
+    """Fine-tuning as every compression step does it: a fixed number of epochs (no early
+    stop), the last epoch kept (not the most accurate one a penalty shaped least), and
+    pruned weights kept at zero."""
+    return fit(
+        model,
+        data,
+        epochs=epochs,
+        lr=lr,
+        patience=None,
+        restore_best=False,
+        after_step=L.mask_keeper(model) if keep_sparsity else None,
+        desc=desc,
+        show_progress=ctx.show_progress,
+        **options,
+    )
+
+
 @technique("finetune", FinetuneSettings)
 def apply(model: nn.Module, data: Dataset, s: FinetuneSettings, ctx: StepContext) -> dict:
     penalty = None
     if s.activation_l1 > 0:
         penalty = ActivationL1(model, s.activation_l1, s.activation_l1_normalized)
     try:
-        result = fit(
+        result = tune(
             model,
             data,
+            ctx,
             epochs=s.epochs,
             lr=s.lr,
+            desc="finetune",
+            keep_sparsity=s.keep_sparsity,
             batch_size=s.batch_size,
             seed=s.seed,
-            patience=None,
             regularizer=penalty,
-            restore_best=False,
-            after_step=L.mask_keeper(model) if s.keep_sparsity else None,
-            desc="finetune",
-            show_progress=ctx.show_progress,
         )
     finally:
         if penalty is not None:

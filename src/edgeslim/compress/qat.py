@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from edgeslim.compress import layers as L
+from edgeslim.compress.finetune import tune
 from edgeslim.compress.quantize import resolve_reduce_range
 from edgeslim.compress.registry import StepContext, technique
 from edgeslim.data.bundle import Dataset
-from edgeslim.train import fit
 
 
 class QATSettings(BaseModel):
@@ -124,18 +124,7 @@ def apply(model: nn.Module, data: Dataset, s: QATSettings, ctx: StepContext) -> 
     quantized = prepare(model, s.momentum, 63 if reduce_range else 127)
     with torch.no_grad():  # one pass to initialise the observers before training
         quantized.train()(torch.from_numpy(data.train.x[:256]))
-    result = fit(
-        quantized,
-        data,
-        epochs=s.epochs,
-        lr=s.lr,
-        seed=s.seed,
-        patience=None,
-        restore_best=False,
-        after_step=L.mask_keeper(quantized),
-        desc="qat",
-        show_progress=ctx.show_progress,
-    )
+    result = tune(quantized, data, ctx, epochs=s.epochs, lr=s.lr, seed=s.seed, desc="qat")
     return {
         "best_val_accuracy": round(result.best_val_accuracy, 4),
         "model": quantized,

@@ -32,6 +32,7 @@ from edgeslim.compress.registry import technique
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError
 from edgeslim.measure.graph import WEIGHTED_OPS
+from edgeslim.progress import quiet
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
@@ -120,7 +121,8 @@ def preprocessed(source: Path, folder: Path) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     target = folder / "preprocessed.onnx"
-    quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
+    with quiet("root", "onnxruntime"):
+        quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
     return target
 
 
@@ -136,19 +138,20 @@ def quantize_static(source: Path, target: Path, calibration: np.ndarray, s: Stat
             "entropy": CalibrationMethod.Entropy,
             "percentile": CalibrationMethod.Percentile,
         }[s.calibration_method]
-        ort_quantize_static(
-            str(model_in),
-            str(target),
-            calibration_reader(calibration, input_of(source)[0]),
-            quant_format=QuantFormat.QDQ,
-            per_channel=s.per_channel,
-            reduce_range=resolve_reduce_range(s.reduce_range),
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=method,
-            calibration_cache_path=None,
-            extra_options={"CalibTensorRangeSymmetric": False},
-        )
+        with quiet("root", "onnxruntime"):  # the calibrators narrate on stdout and warn
+            ort_quantize_static(
+                str(model_in),
+                str(target),
+                calibration_reader(calibration, input_of(source)[0]),
+                quant_format=QuantFormat.QDQ,
+                per_channel=s.per_channel,
+                reduce_range=resolve_reduce_range(s.reduce_range),
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=method,
+                calibration_cache_path=None,
+                extra_options={"CalibTensorRangeSymmetric": False},
+            )
 
 
 @technique("quantize.static-int8", StaticSettings, stage="onnx")
@@ -167,7 +170,7 @@ def dynamic_int8(source: Path, target: Path, data: Dataset, s: DynamicSettings) 
     # ORT's CPU ConvInteger kernel takes UINT8 weights only; MatMulInteger takes INT8 too.
     has_conv = any(n.op_type == "Conv" for n in onnx.load(str(source)).graph.node)
     weight_type = QuantType.QUInt8 if has_conv else QuantType.QInt8
-    with tempfile.TemporaryDirectory(prefix="edgeslim-quant-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="edgeslim-quant-") as tmp, quiet("root"):
         quantize_dynamic(
             str(preprocessed(source, Path(tmp))),
             str(target),

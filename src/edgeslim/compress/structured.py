@@ -19,10 +19,10 @@ from torch import nn
 
 from edgeslim.compress import layers as L
 from edgeslim.compress import sensitivity as S
+from edgeslim.compress.finetune import tune
 from edgeslim.compress.registry import StepContext, technique
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError
-from edgeslim.train import fit
 
 Ratio = Annotated[float, Field(gt=0, lt=1)]
 
@@ -203,14 +203,8 @@ def apply(model: nn.Module, data: Dataset, s: StructuredSettings, ctx: StepConte
 
     def finetune(step: int) -> None:
         if s.epochs_per_step:
-            fit(
-                model,
-                data,
-                epochs=s.epochs_per_step,
-                lr=1e-3,
-                patience=None,
-                desc=f"prune step {step + 1}/{s.steps}",
-                show_progress=ctx.show_progress,
+            tune(
+                model, data, ctx, epochs=s.epochs_per_step, desc=f"prune step {step + 1}/{s.steps}"
             )
 
     if s.ratios == "auto":

@@ -16,10 +16,10 @@ from torch import nn
 
 from edgeslim.compress import layers as L
 from edgeslim.compress import sensitivity as S
+from edgeslim.compress.finetune import tune
 from edgeslim.compress.registry import StepContext, technique
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError
-from edgeslim.train import fit
 
 Ratio = Annotated[float, Field(ge=0, lt=1)]
 
@@ -163,16 +163,7 @@ def apply(model: nn.Module, data: Dataset, s: UnstructuredSettings, ctx: StepCon
         else:
             prune_to(model, chosen, start + (target - start) * fraction, s.scope)
         if s.schedule == "agp" and s.epochs_per_step:
-            fit(
-                model,
-                data,
-                epochs=s.epochs_per_step,
-                lr=1e-3,
-                patience=None,
-                after_step=L.mask_keeper(model),
-                desc=f"agp step {t}/{steps}",
-                show_progress=ctx.show_progress,
-            )
+            tune(model, data, ctx, epochs=s.epochs_per_step, desc=f"agp step {t}/{steps}")
     everything = L.weighted_layers(model)
     info.update(
         {
