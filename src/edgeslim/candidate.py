@@ -15,6 +15,21 @@ if TYPE_CHECKING:  # torch stays out of processes that only measure
     from torch import nn
 
 
+# the settings that tell recipes apart, in names and report tables
+SHOWN_SETTINGS = ("kind", "sparsity", "ratio", "macs_reduction", "n", "m", "epochs", "width")
+
+
+def step_label(step: dict[str, Any], sep: str = "-") -> str:
+    """``{"prune": {"kind": "nm", "n": 2, "m": 4}}`` -> ``prune-nm-2-4``."""
+    ((key, settings),) = step.items()
+    settings = dict(settings or {})
+    settings.update(
+        (k, v) for k, v in (settings.pop("student", None) or {}).items() if k == "width"
+    )
+    values = [str(v) for k, v in settings.items() if k in SHOWN_SETTINGS and v is not None]
+    return sep.join([key, *values])
+
+
 @dataclass(frozen=True)
 class Candidate:
     name: str

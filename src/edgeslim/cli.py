@@ -1,10 +1,13 @@
-"""Command line: ``edgeslim demo | measure | zoo``. User errors print one line and exit 2."""
+"""Command line: ``edgeslim demo | run | report | measure | zoo | sensitivity | devices``.
+
+User errors print one line and exit 2."""
 
 from __future__ import annotations
 
 import json
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -195,27 +198,93 @@ def sensitivity(
     console.print(out)
 
 
+def print_outcome(outcome) -> None:
+    selection = outcome.selection
+    style = "green" if selection.recommended else "yellow"
+    console.print(f"[{style}]{selection.summary()}[/{style}]", highlight=False)
+    failed = [r["name"] for r in outcome.records if r.get("status") == "failed"]
+    if failed:
+        err_console.print(f"[yellow]failed candidates:[/yellow] {', '.join(failed)}")
+    for kind, path in outcome.reports.items():
+        console.print(f"{kind} report: {path}")
+
+
+def run_experiment(experiment, runs: Path, retry_failed: bool) -> None:
+    from edgeslim.experiment import run as run_it
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outcome = run_it(
+            experiment,
+            runs,
+            say=lambda text: console.print(text, highlight=False),
+            retry_failed=retry_failed,
+        )
+    for warning in caught:
+        if "damaged record" in str(warning.message):
+            err_console.print(f"[yellow]warning:[/yellow] {warning.message}")
+    print_outcome(outcome)
+
+
+RunsOption = Annotated[Path, typer.Option(help="folder that holds the run folders")]
+RetryOption = Annotated[bool, typer.Option(help="redo candidates whose earlier attempt failed")]
+
+
+@app.command()
+def run(
+    experiment_file: Annotated[Path, typer.Argument(help="experiment YAML file")],
+    runs: RunsOption = Path("runs"),
+    retry_failed: RetryOption = False,
+) -> None:
+    """Build, measure and rank every candidate of an experiment; write runs/NAME/ and its report.
+
+    Running it again resumes: finished candidates are kept, the rest are built."""
+    from edgeslim.config import load as load_experiment
+
+    run_experiment(load_experiment(experiment_file), runs, retry_failed)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="run folder (runs/NAME)")]) -> None:
+    """Rebuild report.html and report.md of a run folder from its results.jsonl."""
+    from edgeslim.report import report as write_report
+
+    selection, paths = write_report(run_dir)
+    console.print(selection.summary(), highlight=False)
+    for kind, path in paths.items():
+        console.print(f"{kind} report: {path}")
+
+
+@app.command()
+def devices() -> None:
+    """List the device profiles an experiment can name, with their budgets and sources."""
+    from edgeslim.devices import DEVICES
+
+    table = Table(title="device profiles", title_justify="left", show_lines=True)
+    for column in ("name", "device", "budget", "emulation", "source"):
+        table.add_column(column)
+    for p in DEVICES.values():
+        table.add_row(
+            p.name,
+            p.description,
+            "\n".join(f"{k} {v}" for k, v in p.budget.items()),
+            "\n".join(f"{k}: {v}" for k, v in p.measure.items()),
+            p.source,
+        )
+    console.print(table)
+
+
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="run folder")] = Path("runs/demo"),
-    epochs: Annotated[int, typer.Option(help="baseline training epochs")] = 15,
+    runs: RunsOption = Path("runs"),
+    retry_failed: RetryOption = False,
 ) -> None:
-    """The main job on built-in data: train a small CNN on digits, export it, measure it."""
-    from edgeslim.data import load
-    from edgeslim.export import export
-    from edgeslim.measure import measure as measure_model
-    from edgeslim.models import build
-    from edgeslim.train import train
+    """The main job on built-in data: a small CNN on digits, every compression technique,
+    every metric, a budget, a recommendation and the report."""
+    from edgeslim.config import parse
+    from edgeslim.demo import DEMO
 
-    dataset = load("digits")
-    console.print(
-        f"data: digits, {len(dataset.train)} train / {len(dataset.val)} val / "
-        f"{len(dataset.test)} test samples of shape {dataset.spec.input_shape}"
-    )
-    baseline = train(build("small-cnn", dataset.spec), dataset, epochs=epochs)
-    baseline = export(baseline, dataset, out)
-    record = measure_model(baseline, dataset)
-    print_record(record, f"small-cnn baseline ({baseline.artifact})", out / "baseline.json")
+    run_experiment(parse(DEMO), runs, retry_failed)
 
 
 def main() -> None:

@@ -1,5 +1,12 @@
 """Errors a user can cause. Each message says what to fix; the CLI prints it on one line."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class EdgeslimError(Exception):
     """Base for every error caused by input (files, settings, data), not by a bug."""
@@ -27,3 +34,27 @@ class MeasurementError(EdgeslimError):
 
 class ConfigError(EdgeslimError):
     """A setting is invalid; the message names it and what is expected."""
+
+
+class DoesNotFit(MeasurementError):
+    """The model ran out of the memory it was capped to: it does not fit the emulated device."""
+
+
+class RunLockedError(EdgeslimError):
+    """Another process is working on the same run folder."""
+
+
+def yaml_path(where: str, loc: tuple) -> str:
+    """``("candidates", 2, "grid")`` under ``where`` -> ``where.candidates[2].grid``."""
+    path = where
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def describe_validation(error: ValidationError, where: str = "") -> str:
+    """One line per problem, each starting with the setting's path as the user wrote it."""
+    return "; ".join(
+        f"{yaml_path(where, tuple(item['loc'])) or 'top level'}: {item['msg']}"
+        for item in error.errors()
+    )

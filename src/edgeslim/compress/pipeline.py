@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from edgeslim.candidate import Candidate
+from edgeslim.candidate import Candidate, step_label
 from edgeslim.compress.presets import PRESETS
 from edgeslim.compress.registry import StepContext, Technique, resolve
 from edgeslim.data.bundle import Dataset
-from edgeslim.errors import ConfigError
+from edgeslim.errors import ConfigError, EdgeslimError
 
 Recipe = list[dict[str, Any]]
 AGREEMENT_SAMPLES = 512
@@ -29,14 +29,7 @@ AGREEMENT_SAMPLES = 512
 
 def recipe_name(recipe: Recipe) -> str:
     """A readable default name, e.g. ``prune-structured-0.5+finetune-3``."""
-    parts = []
-    for step in recipe:
-        ((key, settings),) = step.items()
-        settings = settings or {}
-        shown = ("kind", "sparsity", "ratio", "macs_reduction", "n", "m", "epochs")
-        label = "-".join(str(v) for k, v in settings.items() if k in shown)
-        parts.append(f"{key}-{label}" if label else key)
-    return "+".join(parts) or "identity"
+    return "+".join(step_label(step) for step in recipe) or "identity"
 
 
 def unique(names: list[str]) -> list[str]:
@@ -94,7 +87,12 @@ def validate(
                 "has only an exported file"
             )
         if tech.check is not None and base.model is not None:
-            tech.check(base.model, settings, data)
+            try:
+                tech.check(base.model, settings, data)
+            except EdgeslimError as exc:
+                if str(exc).startswith(where):
+                    raise
+                raise type(exc)(f"{here}: {exc}") from exc
     return steps
 
 

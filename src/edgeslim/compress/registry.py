@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from edgeslim.errors import ConfigError
+from edgeslim.errors import ConfigError, describe_validation
 
 Stage = Literal["torch", "onnx"]
 
@@ -57,14 +57,6 @@ def technique(
         return apply
 
     return add
-
-
-def describe_validation(error: ValidationError, where: str) -> str:
-    parts = []
-    for item in error.errors():
-        loc = ".".join(str(p) for p in item["loc"])
-        parts.append(f"{where}.{loc}: {item['msg']}" if loc else f"{where}: {item['msg']}")
-    return "; ".join(parts)
 
 
 def resolve(step: dict[str, Any], where: str = "step") -> tuple[Technique, BaseModel]:

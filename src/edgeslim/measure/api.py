@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
@@ -23,7 +24,7 @@ import numpy as np
 
 from edgeslim.candidate import Candidate
 from edgeslim.data.bundle import Dataset
-from edgeslim.errors import DataError, MeasurementError
+from edgeslim.errors import DataError, DoesNotFit, MeasurementError
 
 # every family registers on import; this order is the order of DESIGN.md's metric table
 from edgeslim.measure import (  # noqa: F401
@@ -79,6 +80,15 @@ def resolve_artifact(target: Candidate | str | Path | Any, data: Dataset, work: 
     return path
 
 
+OUT_OF_MEMORY = re.compile(
+    r"MemoryError|bad_alloc|[Ff]ailed to allocate|[Cc]annot allocate|out of memory|ENOMEM"
+)
+
+
+def memory_failures(errors: dict[str, str]) -> dict[str, str]:
+    return {family: error for family, error in errors.items() if OUT_OF_MEMORY.search(error)}
+
+
 def run_worker(request: dict, work: Path, timeout_s: float) -> dict:
     request_path = work / "request.json"
     request_path.write_text(json.dumps(request))
@@ -100,6 +110,12 @@ def run_worker(request: dict, work: Path, timeout_s: float) -> dict:
         else:
             reason = f"exit code {done.returncode}"
         tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        cap = request["settings"].get("memory_limit_mb")
+        if cap and (done.returncode < 0 or OUT_OF_MEMORY.search(done.stderr)):
+            raise DoesNotFit(
+                f"does not fit in {cap:g} MB: the measuring process failed ({reason})"
+                f"{': ' + tail if tail else ''}"
+            )
         raise MeasurementError(f"measuring process failed ({reason}){': ' + tail if tail else ''}")
     return json.loads(result_path.read_text())
 
@@ -141,6 +157,11 @@ def measure(
     record.update(result["metrics"])
     if result["errors"]:
         record["errors"] = result["errors"]
+    if settings.memory_limit_mb and memory_failures(result["errors"]):
+        record["does_not_fit"] = (
+            f"ran out of its {settings.memory_limit_mb:g} MB memory cap in "
+            + ", ".join(sorted(memory_failures(result["errors"])))
+        )
     record["measured_with"] = {
         **result["info"],
         "settings": settings.to_dict(),

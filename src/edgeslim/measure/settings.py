@@ -11,6 +11,8 @@ from edgeslim.errors import ConfigError
 class MeasureSettings:
     threads: int = 1  # ONNX Runtime intra-op threads; the worker is pinned to as many cores
     pin_cores: bool = True
+    cores: tuple[int, ...] = ()  # pin to these CPU ids (default: the last ``threads`` cores)
+    memory_limit_mb: float | None = None  # cap on the worker's memory growth: emulate a device
     warmup_runs: int = 20
     runs: int = 1000  # latency samples wanted (p99 then rests on the slowest 10)
     min_runs: int = 100  # ... and never fewer, even past max_seconds
@@ -31,10 +33,17 @@ class MeasureSettings:
             "throughput_seconds": self.throughput_seconds > 0,
             "activation_samples": self.activation_samples >= 1,
             "timeout_s": self.timeout_s > 0,
+            "cores": all(c >= 0 for c in self.cores) and len(set(self.cores)) == len(self.cores),
+            "memory_limit_mb": self.memory_limit_mb is None or self.memory_limit_mb > 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"invalid measure settings: {', '.join(bad)} ({self})")
+
+        if self.cores and len(self.cores) < self.threads:
+            raise ConfigError(
+                f"{self.threads} threads need at least as many cores, got {self.cores}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)

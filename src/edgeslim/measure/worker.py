@@ -15,20 +15,41 @@ import traceback
 from pathlib import Path
 
 
-def pin_to_cores(threads: int) -> list[int]:
-    """Restrict this process to ``threads`` cores, so timings do not wander between cores."""
+def pin_to_cores(threads: int, cores: list[int] | None = None) -> list[int]:
+    """Restrict this process to ``cores`` (default: ``threads`` of them), so timings do not
+    wander between cores and a smaller device's core count can be emulated."""
     if not hasattr(os, "sched_setaffinity"):
         return []
     available = sorted(os.sched_getaffinity(0))
-    chosen = available[-threads:]  # the last cores: core 0 tends to get the interrupts
+    if cores:
+        missing = sorted(set(cores) - set(available))
+        if missing:
+            raise SystemExit(f"cores {missing} are not available here (available: {available})")
+        chosen = sorted(cores)
+    else:
+        chosen = available[-threads:]  # the last cores: core 0 tends to get the interrupts
     os.sched_setaffinity(0, chosen)
     return chosen
+
+
+def cap_memory(limit_mb: float) -> int:
+    """Let the address space grow by at most ``limit_mb`` from here on: a model that needs more
+    fails to allocate (and is reported as not fitting) instead of swapping the host."""
+    import resource
+
+    with open("/proc/self/status") as status:
+        vm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+    cap = vm_kb * 1024 + int(limit_mb * 1024 * 1024)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    return cap
 
 
 def main(request_path: str) -> int:
     request = json.loads(Path(request_path).read_text())
     settings = request["settings"]
-    cores = pin_to_cores(settings["threads"]) if settings["pin_cores"] else []
+    cores = (
+        pin_to_cores(settings["threads"], settings.get("cores")) if settings["pin_cores"] else []
+    )
 
     import numpy as np
     import onnxruntime as ort
@@ -48,6 +69,8 @@ def main(request_path: str) -> int:
         activations_path=request.get("activations_model"),
         activation_names=request.get("activation_names", []),
     )
+    if settings.get("memory_limit_mb"):
+        ctx.info["memory_cap_bytes"] = cap_memory(settings["memory_limit_mb"])
     metrics, errors = {}, {}
     for fam in families("runtime"):
         try:

@@ -1,0 +1,122 @@
+"""A device budget: bounds on metrics (``latency_p95_ms <= 2``) that a candidate must meet.
+
+Bounds name metrics of the registry, so a typo fails when the budget is written, not after an
+hour of compression. A number alone takes the metric's own direction (``<=`` for lower-is-better
+metrics, ``>=`` for higher-is-better ones); a string states it (``"<= 2"``, ``">= 0.9"``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from edgeslim.errors import ConfigError
+
+Op = Literal["<=", ">="]
+BOUND = re.compile(r"^\s*(<=|>=)\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$")
+
+
+def known_metrics() -> dict[str, Any]:
+    import edgeslim.measure.api  # noqa: F401  (registers every metric family)
+    from edgeslim.measure.registry import objectives
+
+    return objectives()
+
+
+@dataclass(frozen=True)
+class Bound:
+    metric: str
+    op: Op
+    value: float
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+    def excess(self, measured: float) -> float:
+        """How far ``measured`` is on the wrong side of the bound (0 when it fits)."""
+        over = measured - self.value if self.op == "<=" else self.value - measured
+        return max(0.0, over)
+
+    def relative_excess(self, measured: float) -> float:
+        """The excess as a fraction of the bound, so different units can be ranked together."""
+        return self.excess(measured) / max(abs(self.value), 1e-12)
+
+
+@dataclass(frozen=True)
+class Violation:
+    bound: Bound
+    measured: float | None  # None: the metric was not measured, so the bound cannot be checked
+
+    @property
+    def relative(self) -> float:
+        return float("inf") if self.measured is None else self.bound.relative_excess(self.measured)
+
+    def __str__(self) -> str:
+        if self.measured is None:
+            return f"{self.bound} (not measured)"
+        return (
+            f"{self.bound}: measured {self.measured:.4g}, "
+            f"off by {self.bound.excess(self.measured):.4g} ({self.relative:.0%})"
+        )
+
+
+def parse_bound(metric: str, spec: float | int | str, where: str = "budget") -> Bound:
+    metrics = known_metrics()
+    if metric not in metrics:
+        raise ConfigError(
+            f"{where}.{metric}: unknown metric; a budget may bound {', '.join(sorted(metrics))}"
+        )
+    if isinstance(spec, bool):
+        raise ConfigError(f"{where}.{metric}: expected a number or '<= N' / '>= N', got {spec!r}")
+    if isinstance(spec, (int, float)):
+        op: Op = "<=" if metrics[metric].better == "lower" else ">="
+        return Bound(metric, op, float(spec))
+    match = BOUND.match(str(spec))
+    if match is None:
+        raise ConfigError(f"{where}.{metric}: expected a number or '<= N' / '>= N', got {spec!r}")
+    return Bound(metric, match.group(1), float(match.group(2)))  # type: ignore[arg-type]
+
+
+class Budget:
+    """``Budget(latency_p95_ms=5, storage_kb=200, accuracy=">= 0.9")``."""
+
+    def __init__(self, bounds: Iterable[Bound] = (), **limits: float | str) -> None:
+        self.bounds: tuple[Bound, ...] = (
+            *bounds,
+            *(parse_bound(metric, spec) for metric, spec in limits.items()),
+        )
+
+    @classmethod
+    def parse(cls, mapping: Mapping[str, float | str] | None, where: str = "budget") -> Budget:
+        return cls(parse_bound(m, s, where) for m, s in (mapping or {}).items())
+
+    def merged(self, other: Budget) -> Budget:
+        """This budget with ``other``'s bounds replacing those on the same metric and op."""
+        replaced = {(b.metric, b.op) for b in other.bounds}
+        return Budget(
+            (*(b for b in self.bounds if (b.metric, b.op) not in replaced), *other.bounds)
+        )
+
+    def violations(self, record: Mapping[str, Any]) -> list[Violation]:
+        broken = []
+        for bound in self.bounds:
+            value = record.get(bound.metric)
+            if not isinstance(value, (int, float)):
+                broken.append(Violation(bound, None))
+            elif bound.excess(float(value)) > 0:
+                broken.append(Violation(bound, float(value)))
+        return broken
+
+    def fits(self, record: Mapping[str, Any]) -> bool:
+        return not self.violations(record)
+
+    def describe(self) -> list[str]:
+        return [str(b) for b in self.bounds]
+
+    def __bool__(self) -> bool:
+        return bool(self.bounds)
+
+    def __repr__(self) -> str:
+        return f"Budget({', '.join(map(str, self.bounds))})"

@@ -1,0 +1,221 @@
+"""The experiment file: one place where user input is validated, with the YAML path of every
+mistake (``candidates[2].recipe[0].prune.sparsity: ...``) and what was expected.
+
+```yaml
+name: digits-demo
+model: small-cnn                  # zoo name, package.module:function, or a model file
+data: digits
+train: {epochs: 15}
+candidates:
+  - int8-static                   # a preset
+  - name: sparse                  # a recipe, here expanded over a grid
+    recipe: [{prune: {kind: unstructured}}, {finetune: {epochs: 2}}]
+    grid: {prune.sparsity: [0.5, 0.7, 0.9]}
+measure: {threads: 1, runs: 300}
+device: cortex-a53                # a named profile's budget and emulation ...
+budget: {storage_kb: "<= 100"}    # ... with these bounds on top
+objectives: [accuracy, latency_p95_ms, storage_kb]   # the first is the one to optimise
+```
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edgeslim.budget import Budget
+from edgeslim.errors import ConfigError, describe_validation
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+NAME_RULE = "1-100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit"
+
+
+def check_name(value: str) -> str:
+    if not NAME.match(value) or value in (".", ".."):
+        raise ValueError(f"{value!r} is not a valid name ({NAME_RULE})")
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(15, ge=0)
+    lr: float = Field(3e-3, gt=0)
+    batch_size: int = Field(64, ge=1)
+    patience: int | None = Field(5, ge=1)
+    seed: int = 0
+
+
+class CandidateConfig(Strict):
+    name: str | None = None
+    preset: str | None = None
+    recipe: list[dict[str, Any]] | None = None
+    grid: dict[str, list[Any]] = Field(
+        {}, description="'step.setting': [values]; one candidate per combination"
+    )
+
+    _check_name = field_validator("name")(lambda v: v if v is None else check_name(v))
+
+    @model_validator(mode="before")
+    @classmethod
+    def preset_shorthand(cls, value: Any) -> Any:
+        return {"preset": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def one_source(self) -> CandidateConfig:
+        if (self.preset is None) == (self.recipe is None):
+            raise ValueError("give either a preset name or a recipe (a list of steps)")
+        for key, values in self.grid.items():
+            if not key.partition(".")[2]:
+                raise ValueError(f"grid key {key!r} must be 'step.setting', e.g. prune.sparsity")
+            if not values:
+                raise ValueError(f"grid {key}: give at least one value")
+        return self
+
+
+class MeasureConfig(Strict):
+    threads: int = Field(1, ge=1)
+    cores: list[int] = Field([], description="CPU ids to pin the measuring process to")
+    memory_limit_mb: float | None = Field(None, gt=0)
+    runs: int = Field(1000, ge=1)
+    min_runs: int = Field(100, ge=1)
+    warmup_runs: int = Field(20, ge=0)
+    max_seconds: float = Field(5.0, gt=0)
+    batch_sizes: list[int] = Field([1, 8, 32, 128], min_length=1)
+    throughput_seconds: float = Field(0.5, gt=0)
+    timeout_s: float = Field(600.0, gt=0)
+
+
+class ExperimentConfig(Strict):
+    name: str
+    model: str
+    weights: str | None = None
+    data: str = "digits"
+    train: TrainConfig = TrainConfig()
+    candidates: list[CandidateConfig] = Field([], description="presets, recipes or grids")
+    measure: MeasureConfig = MeasureConfig()
+    device: str | None = None
+    budget: dict[str, float | str] = {}
+    objectives: list[str] = ["accuracy", "latency_p95_ms", "storage_kb", "peak_memory_mb"]
+
+    _check_name = field_validator("name")(check_name)
+
+
+class Experiment:
+    """A validated experiment: the config plus what it expands to (named recipes, budget)."""
+
+    def __init__(self, config: ExperimentConfig, source: Path | None = None) -> None:
+        from edgeslim.devices import device
+
+        self.config = config
+        self.source = source
+        profile = device(config.device) if config.device else None
+        self.device = profile
+        measure = config.measure.model_dump()
+        given = config.measure.model_fields_set
+        for key, value in (profile.measure if profile else {}).items():
+            if key not in given:  # the file's own measure settings win over the profile's
+                measure[key] = value
+        self.measure = measure
+        base_budget = (
+            Budget.parse(profile.budget, f"device {profile.name}") if profile else Budget()
+        )
+        self.budget = base_budget.merged(Budget.parse(config.budget))
+        from edgeslim.select import objectives_for
+
+        objectives_for(config.objectives)  # unknown names fail here, with the list of known ones
+        self.recipes = expand_candidates(config.candidates)
+
+    def measure_settings(self):  # -> MeasureSettings; imported lazily (keeps config light)
+        from edgeslim.measure.settings import MeasureSettings
+
+        settings = dict(self.measure)
+        settings["min_runs"] = min(settings["min_runs"], settings["runs"])
+        settings["batch_sizes"] = tuple(settings["batch_sizes"])
+        settings["cores"] = tuple(settings["cores"])
+        return MeasureSettings(**settings)
+
+
+def set_in_recipe(recipe: list[dict], key: str, value: Any, where: str) -> None:
+    step_name, _, setting = key.partition(".")
+    for step in recipe:
+        if step_name in step:
+            step[step_name] = {**(step[step_name] or {}), setting: value}
+            return
+    raise ConfigError(f"{where}: the recipe has no {step_name!r} step to set {setting!r} on")
+
+
+def grid_label(key: str, value: Any) -> str:
+    return f"{key.partition('.')[2]}-{value}"
+
+
+def expand_candidates(candidates: list[CandidateConfig]) -> dict[str, list[dict[str, Any]]]:
+    """Name -> recipe for every candidate, grids expanded, each step validated."""
+    from edgeslim.compress.pipeline import expand, recipe_name
+    from edgeslim.compress.registry import resolve
+
+    recipes: dict[str, list[dict[str, Any]]] = {}
+    for i, cand in enumerate(candidates):
+        where = f"candidates[{i}]"
+        if cand.preset is not None:
+            base = expand(cand.preset, f"{where}.preset")
+        else:
+            base = expand(cand.recipe, f"{where}.recipe")
+        base_name = cand.name or cand.preset or recipe_name(base)
+        keys = list(cand.grid)
+        for values in itertools.product(*(cand.grid[k] for k in keys)):
+            recipe = copy.deepcopy(base)
+            labels = [base_name]
+            for key, value in zip(keys, values, strict=True):
+                set_in_recipe(recipe, key, value, f"{where}.grid.{key}")
+                labels.append(grid_label(key, value))
+            name = "-".join(labels)
+            try:
+                check_name(name)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: candidate name {exc}") from exc
+            if name in recipes or name == "baseline":
+                raise ConfigError(
+                    f"{where}: a candidate named {name!r} already exists; give this one a name"
+                )
+            steps_where = f"{where}.recipe" if cand.recipe is not None else f"{where}.preset"
+            for j, step in enumerate(recipe):
+                resolve(step, f"{steps_where}[{j}]")
+            recipes[name] = recipe
+    return recipes
+
+
+def parse(raw: Any, source: Path | None = None) -> Experiment:
+    prefix = f"{source}: " if source else ""
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(prefix + describe_validation(exc)) from exc
+    try:
+        return Experiment(config, source)
+    except ConfigError as exc:
+        raise ConfigError(prefix + str(exc)) from exc
+
+
+def load(path: str | Path) -> Experiment:
+    """Read and validate an experiment file (safe YAML: no tags that build objects)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the experiment file ({exc.strerror})") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top (name:, model:, ...)")
+    return parse(raw, path)

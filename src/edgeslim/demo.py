@@ -1,0 +1,67 @@
+"""The demo experiment: digits, a small CNN, every technique once and the classic combinations,
+a budget a tiny board could set. Small enough to finish in a few minutes on two cores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEMO: dict[str, Any] = {
+    "name": "demo",
+    "model": "small-cnn",
+    "data": "digits",
+    "train": {"epochs": 15},
+    "candidates": [
+        "int8-static",
+        "int8-dynamic",
+        "fp16",
+        "weight-int4",
+        {"name": "qat-int8", "recipe": [{"qat": {"epochs": 3}}]},
+        {
+            "name": "unstructured",
+            "recipe": [
+                {"prune": {"kind": "unstructured", "schedule": "oneshot"}},
+                {"finetune": {"epochs": 2}},
+            ],
+            "grid": {"prune.sparsity": [0.5, 0.9]},
+        },
+        {
+            "name": "channels-50-kd",
+            "recipe": [
+                {"prune": {"kind": "structured", "ratio": 0.5}},
+                {"distill": {"epochs": 4}},
+            ],
+        },
+        {
+            "name": "nm-2-4",
+            "recipe": [{"prune": {"kind": "nm", "n": 2, "m": 4}}, {"finetune": {"epochs": 2}}],
+        },
+        {
+            "name": "student-0.5-kd",
+            "recipe": [
+                {
+                    "distill": {
+                        "epochs": 10,
+                        "lr": 0.01,
+                        "student": {"model": "small-cnn", "width": 0.5},
+                    }
+                }
+            ],
+        },
+        {
+            "name": "sparse-activations",
+            "recipe": [{"finetune": {"epochs": 3, "activation_l1": 2.0}}],
+        },
+        "prune-80-int8",
+        "channels-50-kd-int8",
+    ],
+    "measure": {
+        "threads": 1,
+        "runs": 300,
+        "min_runs": 100,
+        "max_seconds": 1.5,
+        "batch_sizes": [1, 32],
+        "throughput_seconds": 0.3,
+    },
+    "budget": {"accuracy": ">= 0.95", "latency_p95_ms": "<= 1", "storage_kb": "<= 40"},
+    "objectives": ["accuracy", "latency_p95_ms", "storage_kb", "peak_memory_mb"],
+}

@@ -1,0 +1,293 @@
+"""Orchestration: experiment -> baseline -> candidates -> measure -> select -> report.
+
+Every candidate's record is appended to ``results.jsonl`` the moment it is measured (or fails),
+so stopping a run loses at most the candidate in progress; running again skips every candidate
+whose record matches its current recipe and measurement settings (its ``spec_hash``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeslim import __version__
+from edgeslim.config import Experiment
+from edgeslim.errors import DoesNotFit, EdgeslimError
+from edgeslim.results import RunFolder, write_atomic
+from edgeslim.select import Selection
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class RunOutcome:
+    folder: RunFolder
+    records: list[dict[str, Any]]
+    selection: Selection
+    reports: dict[str, Path]
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds, this session
+    redone: list[str] = field(default_factory=list)  # candidates built in this session
+
+
+def digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def file_digest(path: str | Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()[:16]
+
+
+def jsonable(value: Any) -> Any:
+    """Records hold plain JSON: numpy scalars become numbers, paths and tuples plain values."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+class Runner:
+    """One session of work on a run folder (held under its lock)."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        folder: RunFolder,
+        say: Say,
+        show_progress: bool,
+        retry_failed: bool,
+    ) -> None:
+        self.experiment = experiment
+        self.config = experiment.config
+        self.folder = folder
+        self.say = say
+        self.show_progress = show_progress
+        self.retry_failed = retry_failed
+        self.settings = experiment.measure_settings()
+        self.timings: dict[str, float] = {}
+
+    def timed(self, stage: str, fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+
+    # --- the baseline -------------------------------------------------------------------
+    def baseline_key(self) -> str:
+        weights = self.config.weights
+        model = self.config.model
+        return digest(
+            {
+                "model": model,
+                "model_file": file_digest(model) if Path(model).is_file() else None,
+                "weights": file_digest(weights) if weights else None,
+                "data": self.data.source,
+                "train": self.config.train.model_dump(),
+                "edgeslim": __version__,
+            }
+        )
+
+    def baseline(self):  # -> Candidate
+        import torch
+
+        from edgeslim.candidate import Candidate
+        from edgeslim.models import load_model
+        from edgeslim.models.loading import load_weights
+        from edgeslim.train import train
+
+        model = load_model(self.config.model, self.data.spec, self.config.weights)
+        if isinstance(model, Path):
+            return Candidate("baseline", recipe=({"load": {"file": str(model)}},), artifact=model)
+        if self.config.weights is not None or not self.trainable():
+            return Candidate(
+                "baseline", recipe=({"load": {"model": self.config.model}},), model=model.eval()
+            )
+        cache = self.folder.path / f"baseline-{self.key}.pt"
+        train_settings = self.config.train.model_dump()
+        if cache.exists():
+            load_weights(model, cache)
+            self.say(f"baseline: trained weights reused from {cache.name}")
+            step = {"train": {**train_settings, "cached": cache.name}}
+            return Candidate("baseline", recipe=(step,), model=model.eval())
+        self.say(f"baseline: training {self.config.model} for {self.config.train.epochs} epochs")
+        candidate = train(model, self.data, show_progress=self.show_progress, **train_settings)
+        partial = cache.with_suffix(".part")
+        torch.save(candidate.model.state_dict(), partial)
+        partial.replace(cache)
+        return candidate
+
+    def trainable(self) -> bool:
+        from edgeslim.models import ZOO
+
+        return self.config.model in ZOO or (
+            ":" in self.config.model and not Path(self.config.model).exists()
+        )
+
+    # --- candidates ---------------------------------------------------------------------
+    def spec_hash(self, recipe: list[dict[str, Any]]) -> str:
+        return digest({"recipe": recipe, "baseline": self.key, "measure": self.settings.to_dict()})
+
+    def done(self, name: str, spec: str, previous: dict[str, dict[str, Any]]) -> bool:
+        record = previous.get(name)
+        if record is None or record.get("spec_hash") != spec:
+            return False
+        return record.get("status") != "failed" or not self.retry_failed
+
+    def measure_and_record(self, candidate, spec: str, started: float) -> dict[str, Any]:
+        from edgeslim.measure import measure
+
+        record: dict[str, Any] = {"name": candidate.name, "spec_hash": spec}
+        measure_start = time.perf_counter()
+        try:
+            metrics = self.timed("measure", lambda: measure(candidate, self.data, self.settings))
+            status = "does-not-fit" if metrics.get("does_not_fit") else "ok"
+            record.update(status=status, **metrics)
+        except DoesNotFit as exc:
+            record.update(status="does-not-fit", does_not_fit=str(exc))
+        record["recipe"] = list(candidate.recipe)
+        record["artifact"] = (
+            str(Path(candidate.artifact).relative_to(self.folder.path))
+            if candidate.artifact and Path(candidate.artifact).is_relative_to(self.folder.path)
+            else str(candidate.artifact)
+        )
+        record["seconds"] = {
+            "build": round(measure_start - started, 3),
+            "measure": round(time.perf_counter() - measure_start, 3),
+        }
+        return jsonable(record)
+
+    def build(self, base, name: str, plan: list) -> Any:  # -> Candidate
+        from edgeslim.compress.pipeline import run_recipe
+        from edgeslim.compress.registry import StepContext
+
+        ctx = StepContext(base=base, show_progress=self.show_progress)
+        return self.timed(
+            "build",
+            lambda: run_recipe(
+                base.replace(name=name), self.data, plan, self.folder.artifacts, ctx
+            ),
+        )
+
+    def failure(
+        self, name: str, spec: str, recipe: list, stage: str, exc: BaseException
+    ) -> dict[str, Any]:
+        expected = isinstance(exc, EdgeslimError)
+        return {
+            "name": name,
+            "spec_hash": spec,
+            "recipe": recipe,
+            "status": "failed",
+            "stage": stage,
+            "error": f"{type(exc).__name__}: {exc}",
+            **({} if expected else {"traceback": traceback.format_exc(limit=8)}),
+        }
+
+    def run(self) -> RunOutcome:
+        from edgeslim.compress.pipeline import validate
+        from edgeslim.data import load
+        from edgeslim.export import export
+
+        self.data = self.timed("data", lambda: load(self.config.data))
+        self.key = self.baseline_key()
+        base = self.timed("baseline", self.baseline)
+        # every recipe is checked against the real model before any candidate's work starts
+        plans = {
+            name: validate(base, recipe, self.data, f"candidate {name}")
+            for name, recipe in self.experiment.recipes.items()
+        }
+        previous = self.folder.latest()
+        redone = []
+        work = [
+            ("baseline", [], None),
+            *((n, r, plans[n]) for n, r in self.experiment.recipes.items()),
+        ]
+        for number, (name, recipe, plan) in enumerate(work, start=1):
+            spec = self.spec_hash(recipe)
+            label = f"[{number}/{len(work)}] {name}"
+            if self.done(name, spec, previous):
+                self.say(f"{label}: already {previous[name]['status']}, kept")
+                continue
+            started = time.perf_counter()
+            stage = "build"
+            try:
+                if plan is None:
+                    candidate = base
+                    if candidate.artifact is None:
+                        candidate = self.timed(
+                            "build", lambda: export(base, self.data, self.folder.artifacts)
+                        )
+                else:
+                    self.say(f"{label}: building ({' -> '.join(next(iter(s)) for s in recipe)})")
+                    candidate = self.build(base, name, plan)
+                stage = "measure"
+                self.say(f"{label}: measuring")
+                record = self.measure_and_record(candidate, spec, started)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # one candidate failing must not stop the others
+                record = jsonable(self.failure(name, spec, recipe, stage, exc))
+            self.folder.append(record)
+            redone.append(name)
+            self.say(f"{label}: {describe(record)}")
+        return self.finish(redone)
+
+    def finish(self, redone: list[str]) -> RunOutcome:
+        from edgeslim.report import write_reports
+
+        records = self.folder.latest()
+        current = {"baseline", *self.experiment.recipes}
+        kept = [r for name, r in records.items() if name in current]
+        selection, reports = self.timed(
+            "report", lambda: write_reports(self.folder, kept, self.experiment)
+        )
+        write_atomic(self.folder.path / "timings.json", json.dumps(self.timings, indent=2))
+        return RunOutcome(self.folder, kept, selection, reports, dict(self.timings), redone)
+
+
+def describe(record: dict[str, Any]) -> str:
+    if record["status"] == "failed":
+        return f"FAILED in {record['stage']}: {record['error']}"
+    if record["status"] == "does-not-fit":
+        return f"does not fit: {record['does_not_fit']}"
+    shown = [
+        ("accuracy", "accuracy {:.4f}"),
+        ("latency_p95_ms", "{:.3f} ms p95"),
+        ("storage_kb", "{:.1f} KB"),
+    ]
+    return ", ".join(fmt.format(record[k]) for k, fmt in shown if k in record)
+
+
+def run(
+    experiment: Experiment,
+    runs_dir: str | Path = "runs",
+    *,
+    say: Say = print,
+    show_progress: bool = True,
+    retry_failed: bool = False,
+) -> RunOutcome:
+    """Build, measure and rank every candidate of ``experiment`` in ``runs_dir/NAME``."""
+    folder = RunFolder(runs_dir, experiment.config.name)
+    with folder.lock():
+        write_atomic(
+            folder.path / "experiment.json",
+            json.dumps(jsonable(experiment.config.model_dump()), indent=2),
+        )
+        if not experiment.recipes:
+            say("no candidates given: measuring the baseline only")
+        return Runner(experiment, folder, say, show_progress, retry_failed).run()

@@ -1,0 +1,77 @@
+"""Which metrics a report shows and how each value is written: shared by HTML and Markdown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgeslim.candidate import step_label
+from edgeslim.measure import METRICS
+
+# the short table: what a reader compares first
+MAIN = (
+    "accuracy",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "throughput",
+    "peak_memory_mb",
+    "storage_kb",
+    "storage_compressed_kb",
+    "weight_sparsity",
+    "macs",
+    "energy_mj",
+)
+
+
+def scalar_metrics(records: list[dict[str, Any]]) -> list[str]:
+    """Every objective metric present in some record, in the registry's order."""
+    present = {k for r in records for k, v in r.items() if isinstance(v, (int, float))}
+    return [name for name, m in METRICS.items() if m.better and name in present]
+
+
+def fmt(value: Any, metric: str) -> str:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "–"
+    unit = METRICS[metric].unit if metric in METRICS else ""
+    if unit == "count":
+        return f"{int(value):,}"
+    if unit == "fraction":
+        return f"{value:.4f}"
+    if abs(value) >= 100:
+        return f"{value:,.1f}"
+    return f"{value:.4g}"
+
+
+def label(metric: str) -> str:
+    unit = METRICS[metric].unit if metric in METRICS else ""
+    arrow = {"higher": "↑", "lower": "↓"}.get(METRICS[metric].better if metric in METRICS else "")
+    return f"{metric} ({unit}) {arrow or ''}".strip()
+
+
+def recipe_text(record: dict[str, Any]) -> str:
+    """``prune unstructured 0.8 → finetune 3``: the settings that tell recipes apart."""
+    steps = record.get("recipe") or []
+    shown = [s for s in steps if next(iter(s)) not in ("train", "export", "load")]
+    return " → ".join(step_label(s, " ") for s in shown) or "baseline"
+
+
+def how_measured(records: list[dict[str, Any]]) -> list[str]:
+    """One line per fact about the measurement, from the first measured record."""
+    for record in records:
+        how = record.get("measured_with")
+        if how:
+            s = how.get("settings", {})
+            lines = [
+                f"runtime: {how.get('runtime')} {how.get('runtime_version')} "
+                f"({how.get('provider')}), in a fresh process per candidate",
+                f"threads: {s.get('threads')}, pinned to cores {how.get('cores')}"
+                + (f", memory cap {s['memory_limit_mb']:g} MB" if s.get("memory_limit_mb") else ""),
+                f"latency: batch 1, {s.get('warmup_runs')} warm-up runs, "
+                f"{how.get('latency_runs')} timed runs (cap {s.get('max_seconds')} s)",
+                f"throughput: best of batch sizes {s.get('batch_sizes')}",
+                f"accuracy: {how.get('test_samples')} test samples of {how.get('data')}",
+                f"storage: file bytes; compressed with {how.get('storage_compressor')}",
+                f"energy (estimate): {how.get('energy_table')}",
+                f"host: {how.get('host')}, cpu: {how.get('cpu')}, {how.get('os')}",
+            ]
+            return lines
+    return ["no candidate was measured"]

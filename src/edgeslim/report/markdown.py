@@ -1,0 +1,65 @@
+"""``report.md``: the recommendation and the main table, for terminals and pull requests."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from edgeslim.report.columns import MAIN, fmt, how_measured, recipe_text
+from edgeslim.select import Selection
+
+if TYPE_CHECKING:
+    from edgeslim.config import Experiment
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
+def render_markdown(
+    records: list[dict[str, Any]], selection: Selection, experiment: Experiment
+) -> str:
+    config = experiment.config
+    metrics = [m for m in MAIN if any(m in r for r in records)]
+    best = selection.recommended["name"] if selection.recommended else None
+    lines = [
+        f"# edgeslim report: {config.name}",
+        "",
+        f"Model `{config.model}` on `{config.data}`, {len(records)} candidates.",
+        f"Budget: {', '.join(selection.budget.describe()) or 'none'}"
+        + (f" (device profile `{experiment.device.name}`)" if experiment.device else "")
+        + ".",
+        f"Objectives: {', '.join(o.metric for o in selection.objectives)} "
+        "(the first is optimised).",
+        "",
+        "```",
+        selection.summary(),
+        "```",
+        "",
+        "## Candidates",
+        "",
+        "✓ fits the budget, ★ recommended; rank 1 is the Pareto front.",
+        "",
+    ]
+    rows = []
+    for r in records:
+        mark = "★ " if r["name"] == best else "✓ " if selection.is_fitting(r) else ""
+        rows.append(
+            [
+                f"{mark}{r['name']}",
+                r.get("status", "ok"),
+                str(selection.ranks.get(r["name"], "–")),
+                *(fmt(r.get(m), m) for m in metrics),
+                recipe_text(r),
+            ]
+        )
+    lines += markdown_table(["candidate", "status", "rank", *metrics, "recipe"], rows)
+    failed = [r for r in records if r.get("status") in ("failed", "does-not-fit")]
+    if failed:
+        lines += ["", "## Failed or not fitting", ""]
+        lines += [f"- **{r['name']}**: {r.get('error') or r.get('does_not_fit')}" for r in failed]
+    lines += ["", "## How it was measured", "", *(f"- {line}" for line in how_measured(records))]
+    return "\n".join(lines) + "\n"
