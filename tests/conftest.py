@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 import edgeslim as es
+from edgeslim import config
 from edgeslim.measure.settings import MeasureSettings
+from tests.experiments import experiment_dict
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 QUICK = MeasureSettings(
@@ -43,3 +45,12 @@ def small_cnn_onnx(trained_small_cnn, digits, tmp_path_factory) -> Path:
 @pytest.fixture
 def quick() -> MeasureSettings:
     return QUICK
+
+
+@pytest.fixture(scope="session")
+def first_run(tmp_path_factory):
+    """One real run (baseline, INT8, two sparsities, one failing candidate), ~25 s."""
+    runs = tmp_path_factory.mktemp("runs")
+    said: list[str] = []
+    outcome = es.run(config.parse(experiment_dict()), runs, say=said.append, show_progress=False)
+    return runs, outcome, said

@@ -26,8 +26,12 @@ _EXPORTS = {
     "measure": "edgeslim.measure.api",
     "compress": "edgeslim.compress.pipeline",
     "MeasureSettings": "edgeslim.measure.settings",
+    "Budget": "edgeslim.budget",
+    "select": "edgeslim.select",
+    "run": "edgeslim.experiment",
+    "report": "edgeslim.report",
 }
-_MODULES = {"data", "models", "errors"}
+_MODULES = {"data", "models", "errors", "config"}
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 

@@ -198,6 +198,11 @@ def sensitivity(
     console.print(out)
 
 
+def plain(text: str) -> None:
+    """Progress lines: names like [trial 3/12] are text, not rich markup."""
+    console.print(text, highlight=False, markup=False)
+
+
 def print_outcome(outcome) -> None:
     selection = outcome.selection
     style = "green" if selection.recommended else "yellow"
@@ -214,12 +219,20 @@ def run_experiment(experiment, runs: Path, retry_failed: bool) -> None:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        outcome = run_it(
-            experiment,
-            runs,
-            say=lambda text: console.print(text, highlight=False),
-            retry_failed=retry_failed,
-        )
+        try:
+            outcome = run_it(
+                experiment,
+                runs,
+                say=plain,
+                retry_failed=retry_failed,
+            )
+        except KeyboardInterrupt:
+            err_console.print(
+                "interrupted: every finished candidate is kept in "
+                f"{runs / experiment.config.name / 'results.jsonl'}; run the same command "
+                "again to resume"
+            )
+            sys.exit(130)
     for warning in caught:
         if "damaged record" in str(warning.message):
             err_console.print(f"[yellow]warning:[/yellow] {warning.message}")
@@ -253,6 +266,58 @@ def report(run_dir: Annotated[Path, typer.Argument(help="run folder (runs/NAME)"
     console.print(selection.summary(), highlight=False)
     for kind, path in paths.items():
         console.print(f"{kind} report: {path}")
+
+
+@app.command()
+def search(
+    experiment_file: Annotated[Path, typer.Argument(help="experiment YAML file with search:")],
+    trials: Annotated[
+        int | None, typer.Option(help="trials to add to the study (default: the file's)")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="Optuna storage URL (default: sqlite file in the run folder)"),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="local worker processes")] = 1,
+    runs: RunsOption = Path("runs"),
+) -> None:
+    """Search compression settings (NSGA-II by default) for the best models under the budget.
+
+    Running it again adds trials to the same study."""
+    from edgeslim.config import load as load_experiment
+    from edgeslim.search import run_search
+
+    experiment = load_experiment(experiment_file)
+    try:
+        outcome = run_search(
+            experiment,
+            str(runs),
+            trials=trials,
+            storage=storage,
+            workers=workers,
+            say=plain,
+        )
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished trials are kept in the study; run again to go on")
+        sys.exit(130)
+    print_outcome(outcome)
+
+
+@app.command()
+def worker(
+    storage: Annotated[str, typer.Option(help="the study's Optuna storage URL")],
+    study: Annotated[str, typer.Option(help="study name (the experiment's name)")],
+    runs: RunsOption = Path("runs"),
+) -> None:
+    """Join a study from this machine: run trials until the study has the trials asked for."""
+    import signal as signals
+
+    from edgeslim.search import join_study
+
+    # a terminated worker leaves its trial to the heartbeat, like a killed one
+    signals.signal(signals.SIGTERM, lambda *_: sys.exit(143))
+    done = join_study(storage, study, str(runs), say=plain)
+    console.print(f"worker done: {done} trial(s)")
 
 
 @app.command()

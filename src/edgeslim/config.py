@@ -24,7 +24,7 @@ import copy
 import itertools
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -94,6 +94,73 @@ class MeasureConfig(Strict):
     timeout_s: float = Field(600.0, gt=0)
 
 
+QUANTIZE_CHOICES = ("none", "int8-static", "int8-dynamic", "fp16", "weight-int8", "weight-int4")
+
+
+class SpaceConfig(Strict):
+    """What a search may choose; a range is ``[low, high]``, a choice a list."""
+
+    structured_ratio: tuple[float, float] | None = None
+    sparsity: tuple[float, float] | None = None
+    quantize: list[Literal[QUANTIZE_CHOICES]] = ["none"]  # type: ignore[valid-type]
+    distill: list[bool] = [False]
+    temperature: tuple[float, float] = (4.0, 4.0)
+    student_width: tuple[float, float] | None = None
+    finetune_epochs: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def ranges(self) -> SpaceConfig:
+        bounds = {
+            "structured_ratio": (0.0, 0.95),
+            "sparsity": (0.0, 0.99),
+            "temperature": (0.1, 100.0),
+            "student_width": (0.05, 4.0),
+        }
+        for name, (lowest, highest) in bounds.items():
+            value = getattr(self, name)
+            if value is not None and not lowest <= value[0] <= value[1] <= highest:
+                raise ValueError(
+                    f"{name}: [low, high] with {lowest} <= low <= high <= {highest}, "
+                    f"got {list(value)}"
+                )
+        if not self.quantize or not self.distill:
+            raise ValueError("quantize and distill each need at least one choice")
+        return self
+
+    def dimensions(self) -> list[str]:
+        """The settings that actually vary: a search over none of them is no search."""
+        varying = [
+            name
+            for name in ("structured_ratio", "sparsity", "temperature", "student_width")
+            if getattr(self, name) is not None and getattr(self, name)[0] < getattr(self, name)[1]
+        ]
+        varying += [name for name in ("quantize", "distill") if len(set(getattr(self, name))) > 1]
+        if "temperature" in varying and True not in self.distill:
+            varying.remove("temperature")
+        return varying
+
+
+class SearchConfig(Strict):
+    space: SpaceConfig
+    trials: int = Field(20, ge=1)
+    timeout_s: float | None = Field(None, gt=0)
+    sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
+    population: int = Field(8, ge=2, description="NSGA-II population size")
+    seed: int = 0
+    heartbeat_s: int = Field(10, ge=1, description="a running trial reports this often ...")
+    grace_s: int | None = Field(None, ge=1, description="... and is failed after this silence")
+    remeasure_front: bool = True
+
+    @model_validator(mode="after")
+    def something_to_search(self) -> SearchConfig:
+        if not self.space.dimensions():
+            raise ValueError(
+                "space: nothing varies; give at least one range (structured_ratio, sparsity, "
+                "temperature, student_width) or a choice of two or more (quantize, distill)"
+            )
+        return self
+
+
 class ExperimentConfig(Strict):
     name: str
     model: str
@@ -105,6 +172,7 @@ class ExperimentConfig(Strict):
     device: str | None = None
     budget: dict[str, float | str] = {}
     objectives: list[str] = ["accuracy", "latency_p95_ms", "storage_kb", "peak_memory_mb"]
+    search: SearchConfig | None = None
 
     _check_name = field_validator("name")(check_name)
 
@@ -133,6 +201,10 @@ class Experiment:
 
         objectives_for(config.objectives)  # unknown names fail here, with the list of known ones
         self.recipes = expand_candidates(config.candidates)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the user wrote, validated: re-parsing it gives the same experiment."""
+        return self.config.model_dump(mode="json", exclude_unset=True)
 
     def measure_settings(self):  # -> MeasureSettings; imported lazily (keeps config light)
         from edgeslim.measure.settings import MeasureSettings

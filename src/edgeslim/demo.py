@@ -62,6 +62,6 @@ DEMO: dict[str, Any] = {
         "batch_sizes": [1, 32],
         "throughput_seconds": 0.3,
     },
-    "budget": {"accuracy": ">= 0.95", "latency_p95_ms": "<= 1", "storage_kb": "<= 40"},
+    "budget": {"accuracy": ">= 0.95", "latency_p95_ms": "<= 1", "storage_kb": "<= 20"},
     "objectives": ["accuracy", "latency_p95_ms", "storage_kb", "peak_memory_mb"],
 }

@@ -19,6 +19,7 @@ from typing import Any
 from edgeslim import __version__
 from edgeslim.config import Experiment
 from edgeslim.errors import DoesNotFit, EdgeslimError
+from edgeslim.progress import spinner
 from edgeslim.results import RunFolder, write_atomic
 from edgeslim.select import Selection
 
@@ -198,17 +199,51 @@ class Runner:
             **({} if expected else {"traceback": traceback.format_exc(limit=8)}),
         }
 
-    def run(self) -> RunOutcome:
-        from edgeslim.compress.pipeline import validate
+    def prepare(self) -> None:
+        """Data and the baseline (trained once, then cached in the run folder)."""
         from edgeslim.data import load
-        from edgeslim.export import export
 
         self.data = self.timed("data", lambda: load(self.config.data))
         self.key = self.baseline_key()
-        base = self.timed("baseline", self.baseline)
+        self.base = self.timed("baseline", self.baseline)
+
+    def evaluate(
+        self, name: str, recipe: list[dict[str, Any]], plan: list | None, label: str
+    ) -> dict[str, Any]:
+        """Build and measure one candidate; any failure becomes a ``failed`` record."""
+        from edgeslim.export import export
+
+        spec = self.spec_hash(recipe)
+        started = time.perf_counter()
+        stage = "build"
+        try:
+            if plan is None:  # the baseline itself
+                candidate = self.base
+                if candidate.artifact is None:
+                    candidate = self.timed(
+                        "build", lambda: export(self.base, self.data, self.folder.artifacts)
+                    )
+            else:
+                self.say(f"{label}: building ({' -> '.join(next(iter(s)) for s in recipe)})")
+                candidate = self.build(self.base, name, plan)
+            stage = "measure"
+            with spinner(f"{label}: measuring in a fresh process", self.show_progress):
+                return self.measure_and_record(candidate, spec, started)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # one candidate failing must not stop the others
+            return jsonable(self.failure(name, spec, recipe, stage, exc))
+
+    def run(self) -> RunOutcome:
+        from edgeslim.compress.pipeline import validate
+
+        write_atomic(
+            self.folder.path / "experiment.json", json.dumps(self.experiment.to_dict(), indent=2)
+        )
+        self.prepare()
         # every recipe is checked against the real model before any candidate's work starts
         plans = {
-            name: validate(base, recipe, self.data, f"candidate {name}")
+            name: validate(self.base, recipe, self.data, f"candidate {name}")
             for name, recipe in self.experiment.recipes.items()
         }
         previous = self.folder.latest()
@@ -218,30 +253,11 @@ class Runner:
             *((n, r, plans[n]) for n, r in self.experiment.recipes.items()),
         ]
         for number, (name, recipe, plan) in enumerate(work, start=1):
-            spec = self.spec_hash(recipe)
             label = f"[{number}/{len(work)}] {name}"
-            if self.done(name, spec, previous):
+            if self.done(name, self.spec_hash(recipe), previous):
                 self.say(f"{label}: already {previous[name]['status']}, kept")
                 continue
-            started = time.perf_counter()
-            stage = "build"
-            try:
-                if plan is None:
-                    candidate = base
-                    if candidate.artifact is None:
-                        candidate = self.timed(
-                            "build", lambda: export(base, self.data, self.folder.artifacts)
-                        )
-                else:
-                    self.say(f"{label}: building ({' -> '.join(next(iter(s)) for s in recipe)})")
-                    candidate = self.build(base, name, plan)
-                stage = "measure"
-                self.say(f"{label}: measuring")
-                record = self.measure_and_record(candidate, spec, started)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as exc:  # one candidate failing must not stop the others
-                record = jsonable(self.failure(name, spec, recipe, stage, exc))
+            record = self.evaluate(name, recipe, plan, label)
             self.folder.append(record)
             redone.append(name)
             self.say(f"{label}: {describe(record)}")
@@ -250,9 +266,7 @@ class Runner:
     def finish(self, redone: list[str]) -> RunOutcome:
         from edgeslim.report import write_reports
 
-        records = self.folder.latest()
-        current = {"baseline", *self.experiment.recipes}
-        kept = [r for name, r in records.items() if name in current]
+        kept = self.folder.current({"baseline", *self.experiment.recipes})
         selection, reports = self.timed(
             "report", lambda: write_reports(self.folder, kept, self.experiment)
         )
@@ -284,10 +298,6 @@ def run(
     """Build, measure and rank every candidate of ``experiment`` in ``runs_dir/NAME``."""
     folder = RunFolder(runs_dir, experiment.config.name)
     with folder.lock():
-        write_atomic(
-            folder.path / "experiment.json",
-            json.dumps(jsonable(experiment.config.model_dump()), indent=2),
-        )
         if not experiment.recipes:
             say("no candidates given: measuring the baseline only")
         return Runner(experiment, folder, say, show_progress, retry_failed).run()

@@ -42,6 +42,18 @@ def progress_bar(desc: str, total: int, enabled: bool = True) -> Iterator[Bar]:
 
 
 @contextmanager
+def spinner(desc: str, enabled: bool = True) -> Iterator[None]:
+    """A transient spinner for work without steps to count (a measurement in its worker)."""
+    if not enabled or not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(desc):
+        yield
+
+
+@contextmanager
 def quiet(*loggers: str) -> Iterator[None]:
     """Swallow stdout, warnings, and records below ERROR from the named loggers."""
     chosen = [logging.getLogger(name) for name in loggers]

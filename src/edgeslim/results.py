@@ -146,6 +146,11 @@ class RunFolder:
             records.append(record)
         return records
 
+    def current(self, names: set[str]) -> list[dict[str, Any]]:
+        """The latest records of the named candidates and of every search trial, in order;
+        candidates since removed from the experiment are left out."""
+        return [r for name, r in self.latest().items() if name in names or "trial" in r]
+
     def latest(self) -> dict[str, dict[str, Any]]:
         """The last intact record of each candidate, by name, in first-seen order."""
         latest: dict[str, dict[str, Any]] = {}

@@ -144,7 +144,11 @@ def select(
     if maximize and minimize:
         raise ConfigError("give maximize or minimize, not both")
     budget = budget or Budget()
-    names = list(objectives or DEFAULT_OBJECTIVES)
+    if objectives:
+        names = list(objectives)
+    else:  # the defaults that these records measure (hand-made records may lack some)
+        present = {key for r in records for key in r}
+        names = [n for n in DEFAULT_OBJECTIVES if n in present] or list(DEFAULT_OBJECTIVES[:1])
     primary = maximize or minimize
     if primary is not None:
         names = [primary, *(n for n in names if n != primary)]
@@ -184,3 +188,54 @@ def select(
         key=lambda m: (m.distance, order(m.record)),
     )
     return Selection(chosen, budget, measured, ranks, [], None, [], near[:misses], unmeasured)
+
+
+def reference_point(
+    records: Sequence[Record], objectives: Sequence[Objective], budget: Budget | None = None
+) -> list[float]:
+    """Per objective (as a loss): the budget's bound where it has one, else the worst value
+    seen; a front that fits the budget then lies inside the box it spans."""
+    bounds = {b.metric: b.value for b in (budget.bounds if budget else ())}
+    point = []
+    for o in objectives:
+        if o.metric in bounds:
+            point.append(-bounds[o.metric] if o.better == "higher" else bounds[o.metric])
+        else:
+            seen = [o.key(r) for r in records if isinstance(r.get(o.metric), (int, float))]
+            point.append(max(seen, default=0.0) * 1.0001 + 1e-9)
+    return point
+
+
+def hypervolume(
+    records: Sequence[Record], objectives: Sequence[Objective], reference: Sequence[float]
+) -> float:
+    """Volume dominated by ``records`` inside the box up to ``reference`` (larger is better)."""
+    import numpy as np
+    from optuna._hypervolume import compute_hypervolume  # optuna's exact WFG implementation
+
+    points = [[o.key(r) for o in objectives] for r in records]
+    inside = [p for p in points if all(v < ref for v, ref in zip(p, reference, strict=True))]
+    if not inside:
+        return 0.0
+    return float(compute_hypervolume(np.asarray(inside, float), np.asarray(reference, float)))
+
+
+def hypervolume_history(
+    records: Sequence[Record], objectives: Sequence[Objective], budget: Budget
+) -> list[tuple[int, float]]:
+    """(trial number, hypervolume of the fitting records among trials up to it), in order."""
+    trials = sorted((r for r in records if "trial" in r), key=lambda r: r["trial"])
+    fitting = [
+        r
+        for r in trials
+        if r.get("status", "ok") == "ok"
+        and all(isinstance(r.get(o.metric), (int, float)) for o in objectives)
+        and budget.fits(r)
+    ]
+    reference = reference_point(fitting, objectives, budget)
+    history, so_far = [], []
+    for record in trials:
+        if record in fitting:
+            so_far.append(record)
+        history.append((record["trial"], hypervolume(so_far, objectives, reference)))
+    return history

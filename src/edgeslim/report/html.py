@@ -14,7 +14,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from edgeslim.report.columns import fmt, how_measured, label, recipe_text, scalar_metrics
-from edgeslim.select import Objective, Selection, pareto_ranks
+from edgeslim.select import Objective, Selection, hypervolume_history, pareto_ranks
 
 if TYPE_CHECKING:
     from edgeslim.config import Experiment
@@ -56,10 +56,12 @@ document.querySelectorAll("table.sortable th").forEach((th, col) => {
     th.dataset.order = asc ? "asc" : "desc";
     const key = (row) => {
       const cell = row.cells[col]; const v = cell.dataset.value ?? cell.textContent;
-      const n = parseFloat(v); return isNaN(n) ? v : n;
+      if (v === "" || v === "–") return null;  // not measured: always last
+      const n = Number(v); return isNaN(n) ? v : n;
     };
     [...body.rows].sort((a, b) => {
       const x = key(a), y = key(b);
+      if (x === null || y === null) return (x === null) - (y === null);
       return (x > y ? 1 : x < y ? -1 : 0) * (asc ? 1 : -1);
     }).forEach((row) => body.appendChild(row));
   });
@@ -175,6 +177,27 @@ def parallel_plot(records: list[dict[str, Any]], metrics: list[str], selection: 
     return figure_html(fig, "parallel")
 
 
+def search_plot(records: list[dict[str, Any]], selection: Selection) -> str:
+    history = hypervolume_history(records, selection.objectives, selection.budget)
+    if not history:
+        return ""
+    fig = go.Figure(
+        go.Scatter(
+            x=[t for t, _ in history],
+            y=[hv for _, hv in history],
+            mode="lines+markers",
+            line={"shape": "hv", "color": COLORS["fits"]},
+            name="hypervolume",
+        )
+    )
+    fig.update_layout(
+        title="search: hypervolume of the fitting front after each trial",
+        xaxis_title="trial",
+        yaxis_title="hypervolume (objectives as losses, box up to the budget)",
+    )
+    return f"<h2>Search progress</h2><div class='plot'>{figure_html(fig, 'search')}</div>"
+
+
 def layer_plot(record: dict[str, Any] | None) -> str:
     if record is None:
         return "<p class='muted'>No recommended model, so no per-layer view.</p>"
@@ -262,6 +285,7 @@ written {now}</p>
 Objectives (first is optimised): {esc(", ".join(objective_names))}.</p>
 <h2>Trade-offs</h2>
 <div class="plots">{plots}</div>
+{search_plot(records, selection)}
 <h2>All metrics</h2>
 <div class="plot">{parallel_plot(selection.measured, parallel_metrics, selection)}</div>
 <h2>Candidates</h2>

@@ -1,0 +1,453 @@
+"""Multi-objective search over compression settings, with Optuna's samplers and storages.
+
+A trial turns sampled settings into a recipe (``suggest``), builds and measures it like any
+candidate, and reports the objectives and, as Optuna constraints, how far it is from the budget
+(so infeasible trials steer the sampler). The study lives in an Optuna storage: an SQLite file in
+the run folder by default (embedded, nothing to start), or a PostgreSQL URL that many workers on
+many machines share. Heartbeats mark a trial whose worker died as failed, so it neither blocks
+the study nor is lost. Every trial also becomes a record in the coordinator's run folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from edgeslim.budget import Budget
+from edgeslim.config import Experiment, SearchConfig, SpaceConfig
+from edgeslim.errors import ConfigError
+from edgeslim.results import RunFolder
+
+if TYPE_CHECKING:
+    import optuna
+
+    from edgeslim.experiment import Runner, RunOutcome
+
+Say = Callable[[str], None]
+TRIAL_NAME = "trial-{:04d}"
+# the space's names (as the presets) -> the quantize step's kinds
+QUANTIZE_KINDS = {
+    "int8-static": "static-int8",
+    "int8-dynamic": "dynamic-int8",
+    "fp16": "fp16",
+    "weight-int8": "weight-int8",
+    "weight-int4": "weight-int4",
+}
+STALE = "worker stopped sending heartbeats (killed or lost) in the middle of this trial"
+
+
+class TrialFailed(Exception):
+    """The trial's candidate failed or did not fit; its record says why."""
+
+
+def suggest(trial: optuna.Trial, space: SpaceConfig, student_model: str | None) -> list[dict]:
+    """Sampled settings -> an ordered recipe: student, channels, weights, fine-tune, quantize."""
+    recipe: list[dict[str, Any]] = []
+    epochs = space.finetune_epochs
+
+    def ranged(name: str) -> float | None:
+        bounds = getattr(space, name)
+        if bounds is None:
+            return None
+        return bounds[0] if bounds[0] == bounds[1] else trial.suggest_float(name, *bounds)
+
+    width = ranged("student_width") if student_model else None
+    distill = trial.suggest_categorical("distill", list(dict.fromkeys(space.distill)))
+    temperature = ranged("temperature") if distill else None
+    if width is not None:
+        student = {"model": student_model, "width": round(width, 4)}
+        recipe.append({"distill": {"epochs": max(epochs, 1), "student": student}})
+    ratio = ranged("structured_ratio")
+    if ratio is not None and ratio >= 0.01:
+        recipe.append({"prune": {"kind": "structured", "ratio": round(ratio, 4)}})
+    sparsity = ranged("sparsity")
+    if sparsity is not None and sparsity >= 0.01:
+        recipe.append({"prune": {"kind": "unstructured", "sparsity": round(sparsity, 4)}})
+    pruned = any("prune" in step for step in recipe)
+    if pruned and epochs:
+        if distill:
+            recipe.append({"distill": {"epochs": epochs, "temperature": round(temperature, 3)}})
+        else:
+            recipe.append({"finetune": {"epochs": epochs}})
+    quantize = trial.suggest_categorical("quantize", list(dict.fromkeys(space.quantize)))
+    if quantize != "none":
+        recipe.append({"quantize": {"kind": QUANTIZE_KINDS[quantize]}})
+    return recipe
+
+
+def constraint_values(record: dict[str, Any], budget: Budget) -> list[float]:
+    """One value per bound, <= 0 when it holds: the signed excess relative to the bound."""
+    values = []
+    for bound in budget.bounds:
+        measured = record.get(bound.metric)
+        if not isinstance(measured, (int, float)):
+            values.append(1.0)
+            continue
+        over = measured - bound.value if bound.op == "<=" else bound.value - measured
+        values.append(over / max(abs(bound.value), 1e-12))
+    return values
+
+
+def sampler_for(search: SearchConfig) -> optuna.samplers.BaseSampler:
+    """Seeded samplers; NSGA-II and TPE read the budget from each trial's constraints."""
+    import optuna
+
+    if search.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=search.population, seed=search.seed)
+    if search.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=search.seed)
+    return optuna.samplers.RandomSampler(seed=search.seed)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    head, at, tail = url.rpartition("@")
+    if not at or "://" not in head:
+        return url
+    scheme, _, credentials = head.partition("://")
+    return f"{scheme}://{credentials.split(':')[0]}:***@{tail}"
+
+
+def open_storage(url: str, search: SearchConfig) -> optuna.storages.RDBStorage:
+    """An Optuna RDB storage with heartbeats; an unreachable URL fails within seconds."""
+    import optuna
+    import sqlalchemy.exc
+
+    if url.startswith(("postgresql", "postgres")):
+        engine = {"connect_args": {"connect_timeout": 5}, "pool_pre_ping": True}
+    elif url.startswith("sqlite"):
+        engine = {"connect_args": {"timeout": 60}}
+    else:
+        raise ConfigError(
+            f"storage {redact(url)}: expected sqlite:///FILE or postgresql://USER@HOST:PORT/DB"
+        )
+    try:
+        with warnings_quiet():
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=search.heartbeat_s,
+                grace_period=search.grace_s or 3 * search.heartbeat_s,
+            )
+    except ImportError as exc:
+        raise ConfigError(
+            f"storage {redact(url)}: the database driver is missing; "
+            "pip install 'edgeslim[postgres]' (psycopg)"
+        ) from exc
+    except (sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ConfigError(f"cannot reach the search storage {redact(url)}: {reason}") from exc
+
+
+@contextlib.contextmanager
+def warnings_quiet():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*experimental.*")
+        yield
+
+
+def directions(experiment: Experiment) -> list[str]:
+    from edgeslim.select import objectives_for
+
+    return [
+        "maximize" if o.better == "higher" else "minimize"
+        for o in objectives_for(experiment.config.objectives)
+    ]
+
+
+def student_model(experiment: Experiment) -> str | None:
+    from edgeslim.models import ZOO
+
+    return experiment.config.model if experiment.config.model in ZOO else None
+
+
+class Trials:
+    """The objective a worker runs: one trial = one candidate built, measured and recorded."""
+
+    def __init__(self, experiment: Experiment, runner: Runner, until: int) -> None:
+        self.experiment = experiment
+        self.search: SearchConfig = experiment.config.search  # type: ignore[assignment]
+        self.runner = runner
+        self.until = until
+        self.student = student_model(experiment)
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        import optuna
+
+        from edgeslim.compress.pipeline import validate
+
+        if trial.number >= self.until:  # another worker already started the last one
+            trial.study.stop()
+            raise optuna.TrialPruned("the study has its trials")
+        recipe = suggest(trial, self.search.space, self.student)
+        name = TRIAL_NAME.format(trial.number)
+        label = f"[trial {trial.number + 1}/{self.until}] {name}"
+        try:
+            plan = validate(self.runner.base, recipe, self.runner.data, name)
+        except ConfigError as exc:  # a sampled combination the model cannot take
+            record = self.runner.failure(name, "", recipe, "validate", exc)
+        else:
+            record = self.runner.evaluate(name, recipe, plan, label)
+        record.update(
+            trial=trial.number,
+            params=trial.params,
+            requested=recipe,
+            host=socket.gethostname(),
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+        )
+        if record["status"] == "ok":  # infeasible trials steer NSGA-II / TPE away
+            values = constraint_values(record, self.experiment.budget)
+            for bound, value in zip(self.experiment.budget.bounds, values, strict=True):
+                trial.set_constraint(str(bound), value)
+            record["constraints"] = values
+        trial.set_user_attr("record", record)
+        self.runner.say(f"{label}: {describe_record(record)}")
+        if record["status"] != "ok":
+            raise TrialFailed(record.get("error") or record.get("does_not_fit"))
+        return [float(record[metric]) for metric in self.experiment.config.objectives]
+
+
+def describe_record(record: dict[str, Any]) -> str:
+    from edgeslim.experiment import describe
+
+    return describe(record)
+
+
+def load_study(storage, experiment: Experiment, search: SearchConfig) -> optuna.Study:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        storage=storage,
+        study_name=experiment.config.name,
+        directions=directions(experiment),
+        sampler=sampler_for(search),
+        load_if_exists=True,
+    )
+
+
+def work(
+    experiment: Experiment,
+    storage_url: str,
+    runs_dir: str,
+    *,
+    until: int | None = None,
+    say: Say = print,
+    show_progress: bool = False,
+    timeout_s: float | None = None,
+    record_here: bool = False,
+    runner: Runner | None = None,
+) -> int:
+    """Run trials of the study until it has ``until`` (default: the study's own target)."""
+    from edgeslim.experiment import Runner
+
+    search: SearchConfig = experiment.config.search  # type: ignore[assignment]
+    study = load_study(open_storage(storage_url, search), experiment, search)
+    until = until if until is not None else int(study.user_attrs.get("until", 0))
+    folder = RunFolder(runs_dir, experiment.config.name)
+    folder.create()
+    if runner is None:
+        runner = Runner(experiment, folder, say, show_progress, retry_failed=False)
+        runner.prepare()
+    before = len(study.trials)
+    if until <= before:
+        return 0
+    # the coordinator's own trials reach its run folder the moment they finish
+    callbacks = [lambda study, _trial: sync(study, folder)] if record_here else []
+    with warnings_quiet():
+        study.optimize(
+            Trials(experiment, runner, until),
+            catch=(TrialFailed,),
+            timeout=timeout_s if timeout_s is not None else search.timeout_s,
+            n_trials=until - before,
+            callbacks=callbacks,
+        )
+    return len(study.trials) - before
+
+
+def join_study(storage_url: str, study_name: str, runs_dir: str, say: Say = print) -> int:
+    """``edgeslim worker``: the experiment comes from the study, written there by ``search``."""
+    import optuna
+
+    from edgeslim.config import parse
+
+    with warnings_quiet():
+        probe = open_storage(storage_url, SearchConfig(space=SpaceConfig(sparsity=(0.0, 0.5))))
+    try:
+        summary = optuna.load_study(study_name=study_name, storage=probe)
+    except KeyError as exc:
+        raise ConfigError(f"no study named {study_name!r} in {redact(storage_url)}") from exc
+    raw = summary.user_attrs.get("experiment")
+    if raw is None:
+        raise ConfigError(f"study {study_name!r} was not created by edgeslim search")
+    return work(parse(raw), storage_url, runs_dir, say=say)
+
+
+def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
+    """The record of a finished trial; a stale (heartbeat-failed) one gets a failed record."""
+    from optuna.trial import TrialState
+
+    record = trial.user_attrs.get("record")
+    if record is not None:
+        return record
+    if trial.state == TrialState.FAIL:
+        return {
+            "name": TRIAL_NAME.format(trial.number),
+            "trial": trial.number,
+            "params": trial.params,
+            "status": "failed",
+            "stage": "worker",
+            "error": STALE,
+        }
+    return None
+
+
+def sync(study: optuna.Study, folder: RunFolder) -> int:
+    """Append every finished trial not yet in the run folder; returns how many."""
+    from edgeslim.experiment import jsonable
+
+    present = folder.latest()
+    added = 0
+    for trial in study.get_trials(deepcopy=False):
+        record = trial_record(trial)
+        if record is not None and record["name"] not in present:
+            folder.append(jsonable(record))
+            added += 1
+    return added
+
+
+def remeasure_front(runner: Runner, experiment: Experiment, say: Say) -> list[str]:
+    """Re-build and re-measure here every fitting front trial measured on another host, so
+    the final front never mixes machines silently; the other host's numbers are kept aside."""
+    from edgeslim.compress.pipeline import validate
+    from edgeslim.select import select
+
+    here = socket.gethostname()
+    records = runner.folder.current({"baseline", *experiment.recipes})
+    chosen = select(records, experiment.budget, objectives=experiment.config.objectives)
+    redone = []
+    for record in chosen.fitting:
+        host = record.get("host")
+        if "trial" not in record or host in (None, here):
+            continue
+        say(f"{record['name']}: measured on {host}; re-measuring on {here}")
+        recipe = record["requested"]
+        plan = validate(runner.base, recipe, runner.data, record["name"])
+        fresh = runner.evaluate(record["name"], recipe, plan, record["name"])
+        elsewhere = {k: v for k, v in record.items() if k.startswith(("latency_", "throughput"))}
+        fresh.update(
+            trial=record["trial"],
+            params=record.get("params", {}),
+            requested=recipe,
+            host=here,
+            remeasured_from=host,
+            measured_elsewhere=elsewhere,
+        )
+        runner.folder.append(fresh)
+        redone.append(record["name"])
+    return redone
+
+
+def start_workers(
+    count: int, storage_url: str, folder: RunFolder, runs_dir: str
+) -> list[subprocess.Popen]:
+    """``count`` local ``edgeslim worker`` processes, each logging to ``worker-N.log``."""
+    command = [sys.executable, "-m", "edgeslim.cli", "worker", "--storage", storage_url]
+    command += ["--study", folder.name, "--runs", runs_dir]
+    procs = []
+    for number in range(count):
+        with open(folder.path / f"worker-{number}.log", "w") as log:
+            procs.append(
+                subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # Ctrl-C reaches them through us, not twice
+                )
+            )
+    return procs
+
+
+def stop(workers: list[subprocess.Popen]) -> None:
+    for proc in workers:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    for proc in workers:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def run_search(
+    experiment: Experiment,
+    runs_dir: str = "runs",
+    *,
+    trials: int | None = None,
+    storage: str | None = None,
+    workers: int = 1,
+    say: Say = print,
+    show_progress: bool = True,
+) -> RunOutcome:
+    """Add ``trials`` trials (default: the file's) to the experiment's study, then report."""
+    from edgeslim.experiment import Runner
+
+    search = experiment.config.search
+    if search is None:
+        raise ConfigError("the experiment has no search: section (space, trials, ...)")
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    folder = RunFolder(runs_dir, experiment.config.name)
+    with folder.lock():
+        folder.create()
+        url = storage or f"sqlite:///{(folder.path / 'search.db').resolve()}"
+        study = load_study(open_storage(url, search), experiment, search)
+        until = len(study.trials) + (trials if trials is not None else search.trials)
+        study.set_user_attr("until", until)
+        study.set_user_attr("experiment", experiment.to_dict())
+        say(f"study {study.study_name} in {redact(url)}: {len(study.trials)} trials so far, "
+            f"running until {until}, with {workers} worker(s)")  # fmt: skip
+        # the baseline first, so local workers find it cached and it is measured here
+        runner = Runner(experiment, folder, say, show_progress, retry_failed=False)
+        outcome = runner.run()
+        started = time.monotonic()
+        if workers == 1:
+            work(
+                experiment,
+                url,
+                str(runs_dir),
+                until=until,
+                say=say,
+                show_progress=show_progress,
+                record_here=True,
+                runner=runner,
+            )
+        else:
+            procs = start_workers(workers, url, folder, str(runs_dir))
+            try:
+                while any(p.poll() is None for p in procs):
+                    time.sleep(2)
+                    sync(study, folder)
+            finally:
+                stop(procs)
+            for number, proc in enumerate(procs):
+                if proc.returncode != 0:
+                    log = folder.path / f"worker-{number}.log"
+                    say(f"worker {number} exited with {proc.returncode}; see {log}")
+        sync(study, folder)
+        if search.remeasure_front:
+            remeasure_front(runner, experiment, say)
+        outcome = runner.finish(outcome.redone)
+        outcome.timings["search"] = time.monotonic() - started
+        return outcome

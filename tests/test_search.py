@@ -1,0 +1,205 @@
+"""``edgeslim search``: embedded and PostgreSQL storages, restarts, dead workers, bad input.
+
+The PostgreSQL test uses ``EDGESLIM_TEST_POSTGRES`` (a URL; ``.ci/run`` starts a throw-away
+server and sets it) or, where PostgreSQL is installed, starts its own with ``.ci/postgres``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from edgeslim import config
+from edgeslim.errors import ConfigError
+from edgeslim.results import RunFolder
+from edgeslim.search import STALE, open_storage, run_search, sync, work
+from edgeslim.select import dominates
+from tests.experiments import MEASURE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def search_experiment(name: str, trials: int = 12, **search) -> config.Experiment:
+    return config.parse(
+        {
+            "name": name,
+            "model": "small-cnn",
+            "data": "digits",
+            "train": {"epochs": 6},
+            "measure": MEASURE,
+            "budget": {"accuracy": ">= 0.9", "storage_kb": "<= 60"},
+            "objectives": ["accuracy", "storage_kb"],
+            "search": {
+                "space": {
+                    "sparsity": [0.0, 0.9],
+                    "structured_ratio": [0.0, 0.5],
+                    "quantize": ["none", "int8-static", "fp16"],
+                    "finetune_epochs": 1,
+                },
+                "trials": trials,
+                "population": 4,
+                **search,
+            },
+        }
+    )
+
+
+def reuse_baseline(first_run, folder: RunFolder) -> None:
+    """The shared run trained the same baseline (same model, data, training): reuse it."""
+    folder.create()
+    for cached in first_run[1].folder.path.glob("baseline-*.pt"):
+        shutil.copy(cached, folder.path)
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def test_embedded_search_gives_a_fitting_front_and_a_restart_adds_trials(first_run, tmp_path):
+    experiment = search_experiment("embedded")
+    reuse_baseline(first_run, RunFolder(tmp_path, "embedded"))
+    outcome = run_search(experiment, str(tmp_path), say=quiet, show_progress=False)
+    trials = [r for r in outcome.records if "trial" in r]
+    assert len(trials) == 12
+    assert (outcome.folder.path / "search.db").is_file()  # embedded: nothing to start
+    selection = outcome.selection
+    objectives = selection.objectives
+    front = [
+        r
+        for r in selection.fitting
+        if not any(dominates(o, r, objectives) for o in selection.fitting)
+    ]
+    assert front, "no trial fits the budget"
+    for record in front:
+        assert selection.budget.fits(record)
+        assert not any(dominates(other, record, objectives) for other in selection.measured)
+    assert selection.recommended in front
+    # the budget reached the sampler as Optuna constraints
+    assert all("constraints" in r for r in trials if r["status"] == "ok")
+
+    again = run_search(experiment, str(tmp_path), trials=3, say=quiet, show_progress=False)
+    numbers = sorted(r["trial"] for r in again.records if "trial" in r)
+    assert numbers == list(range(15))  # the same study, three more trials
+    storage = open_storage(
+        f"sqlite:///{outcome.folder.path / 'search.db'}", experiment.config.search
+    )
+    assert len(optuna.load_study(study_name="embedded", storage=storage).trials) == 15
+
+
+def test_a_killed_worker_leaves_its_trial_failed_and_the_study_goes_on(first_run, tmp_path):
+    experiment = search_experiment("killed", trials=4, heartbeat_s=1, grace_s=2)
+    folder = RunFolder(tmp_path, "killed")
+    reuse_baseline(first_run, folder)
+    run_search(experiment, str(tmp_path), trials=0, say=quiet, show_progress=False)
+    url = f"sqlite:///{folder.path / 'search.db'}"
+    storage = open_storage(url, experiment.config.search)
+    study = optuna.load_study(study_name="killed", storage=storage)
+    study.set_user_attr("until", 4)
+    command = [sys.executable, "-m", "edgeslim.cli", "worker", "--storage", url]
+    worker = subprocess.Popen(
+        [*command, "--study", "killed", "--runs", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(t.state == TrialState.RUNNING for t in study.get_trials()):
+            assert worker.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    (lost,) = [t for t in study.get_trials() if t.state == TrialState.RUNNING]
+    time.sleep(3)  # past the grace period: the next worker fails it before its first trial
+    work(experiment, url, str(tmp_path), until=4, say=quiet)
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[lost.number] == TrialState.FAIL
+    assert sum(s == TrialState.COMPLETE for s in states.values()) == 3  # the study went on
+    sync(study, folder)
+    record = folder.latest()[f"trial-{lost.number:04d}"]
+    assert record["status"] == "failed" and record["error"] == STALE
+
+
+@pytest.fixture
+def postgres_url(tmp_path_factory):
+    url = os.environ.get("EDGESLIM_TEST_POSTGRES")
+    if url:
+        yield url
+        return
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must install PostgreSQL (see .ci/run)")
+        pytest.skip("PostgreSQL is not installed")
+    data = Path(f"/tmp/edgeslim-pg-{os.getpid()}")
+    port = str(20000 + os.getpid() % 20000)
+    started = subprocess.run(
+        [str(ROOT / ".ci/postgres"), "start", str(data), port], capture_output=True, text=True
+    )
+    assert started.returncode == 0, started.stderr
+    try:
+        yield started.stdout.strip()
+    finally:  # stopped even when the test fails
+        subprocess.run([str(ROOT / ".ci/postgres"), "stop", str(data)], check=False)
+
+
+def test_two_workers_share_one_postgres_study(first_run, tmp_path, postgres_url):
+    name = f"shared-{os.getpid()}-{int(time.time())}"
+    experiment = search_experiment(name, trials=6)
+    reuse_baseline(first_run, RunFolder(tmp_path, name))
+    outcome = run_search(
+        experiment, str(tmp_path), storage=postgres_url, workers=2, say=quiet, show_progress=False
+    )
+    trials = [r for r in outcome.records if "trial" in r]
+    numbers = [r["trial"] for r in trials]
+    assert sorted(numbers) == list(range(6))  # every trial once, none duplicated
+    assert len({r["worker"] for r in trials}) == 2  # both workers contributed
+    storage = open_storage(postgres_url, experiment.config.search)
+    study = optuna.load_study(study_name=name, storage=storage)
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
+    assert len(finished) == 6
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://edgeslim@127.0.0.1:1/edgeslim",  # nothing listens: refused at once
+        "postgresql://edgeslim@10.255.255.1:5432/edgeslim",  # nothing answers: timed out
+    ],
+)
+def test_an_unreachable_storage_fails_clearly_within_seconds(url):
+    experiment = search_experiment("unreachable")
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match="cannot reach the search storage"):
+        open_storage(url, experiment.config.search)
+    assert time.monotonic() - start < 15
+
+
+def test_bad_search_settings_are_refused():
+    with pytest.raises(ConfigError, match="nothing varies"):
+        config.parse(
+            {"name": "x", "model": "small-cnn", "search": {"space": {"quantize": ["fp16"]}}}
+        )
+    with pytest.raises(ConfigError, match="budget.latency: unknown metric"):
+        config.parse(
+            {
+                "name": "x",
+                "model": "small-cnn",
+                "budget": {"latency": 1},
+                "search": {"space": {"sparsity": [0, 0.5]}},
+            }
+        )
+    with pytest.raises(ConfigError, match="expected sqlite"):
+        open_storage("mysql://x/y", search_experiment("x").config.search)
+    with pytest.raises(ConfigError, match="no search: section"):
+        run_search(config.parse({"name": "x", "model": "small-cnn"}), say=quiet)
