@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -128,7 +129,7 @@ class Runner:
             return Candidate("baseline", recipe=(step,), model=model.eval())
         self.say(f"baseline: training {self.config.model} for {self.config.train.epochs} epochs")
         candidate = train(model, self.data, show_progress=self.show_progress, **train_settings)
-        partial = cache.with_suffix(".part")
+        partial = cache.with_name(f".{cache.name}.{os.getpid()}.part")  # workers may race
         torch.save(candidate.model.state_dict(), partial)
         partial.replace(cache)
         return candidate
