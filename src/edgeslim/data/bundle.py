@@ -140,6 +140,8 @@ def build(
     shapes = {split: x.shape[1:] for split, (x, _) in checked.items()}
     if len(set(shapes.values())) != 1:
         raise DataError(f"{origin}: splits have different sample shapes {shapes}")
+    if 0 in shapes["train"]:
+        raise DataError(f"{origin}: samples of shape {shapes['train']} hold no values")
     seen = max(int(y.max()) for _, y in checked.values()) + 1
     if num_classes is None:
         num_classes = seen

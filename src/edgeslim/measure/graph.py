@@ -8,6 +8,7 @@ their FP32 parent. Nothing here runs the model.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgeslim.errors import DataError, MeasurementError
+from edgeslim.errors import DataError, MeasurementError, UntrustedFileError
 
 # op type -> index of its weight input; MACs are counted for these ops only (as thop/fvcore do)
 WEIGHTED_OPS = {
@@ -76,15 +77,50 @@ class GraphSummary:
     activation_inputs: list[str] = field(default_factory=list)  # float tensors fed to layers
 
 
+MAX_MODEL_BYTES = int(os.environ.get("EDGESLIM_MAX_MODEL_BYTES", 2 * 1024**3))
+
+
+def external_files(model: onnx.ModelProto, path: Path) -> list[Path]:
+    """The external-data files a model names, each required to stay inside its folder: a
+    location like ``../../etc/shadow`` or ``/dev/zero`` is refused, never read."""
+    folder = path.parent.resolve()
+    files = []
+    for tensor in onnx.external_data_helper._get_all_tensors(model):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+        target = (folder / location).resolve()
+        if not location or Path(location).is_absolute() or not target.is_relative_to(folder):
+            raise UntrustedFileError(
+                f"{path}: tensor {tensor.name!r} points its data outside the model's folder "
+                f"({location!r}); keep external data files next to the model"
+            )
+        if not target.is_file():
+            raise DataError(f"{path}: external data file {location!r} not found")
+        files.append(target)
+    return files
+
+
 def load_checked(path: str | Path) -> onnx.ModelProto:
     """Load and validate an ONNX file, with one clear error for every way it can be wrong."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: model file not found")
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise DataError(
+            f"{path}: {path.stat().st_size:,} bytes is over the {MAX_MODEL_BYTES:,}-byte limit "
+            "(EDGESLIM_MAX_MODEL_BYTES)"
+        )
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises DecodeError, others raise ValueError
         raise DataError(f"{path}: not an ONNX model ({type(exc).__name__})") from exc
+    extra = external_files(model, path)
+    if extra:
+        total = path.stat().st_size + sum(f.stat().st_size for f in set(extra))
+        if total > MAX_MODEL_BYTES:
+            raise DataError(f"{path}: {total:,} bytes with external data, over the limit")
+        onnx.load_external_data_for_model(model, str(path.parent))
     if not model.graph.node:
         raise DataError(f"{path}: not an ONNX model (no graph nodes)")
     try:

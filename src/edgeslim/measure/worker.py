@@ -44,6 +44,22 @@ def cap_memory(limit_mb: float) -> int:
     return cap
 
 
+def inject_fault(kind: str) -> None:
+    """Fault injection for the isolation tests (``EDGESLIM_FAULT``): the worker dies the way
+    a broken runtime or model would, and the parent must record it and go on."""
+    import signal
+    import time
+
+    if kind == "segfault":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif kind == "hang":
+        time.sleep(10**6)
+    elif kind == "oom":
+        hog = []
+        while True:  # under a memory cap this ends in MemoryError
+            hog.append(bytearray(64 * 1024 * 1024))
+
+
 def main(request_path: str) -> int:
     request = json.loads(Path(request_path).read_text())
     settings = request["settings"]
@@ -71,6 +87,8 @@ def main(request_path: str) -> int:
     )
     if settings.get("memory_limit_mb"):
         ctx.info["memory_cap_bytes"] = cap_memory(settings["memory_limit_mb"])
+    if os.environ.get("EDGESLIM_FAULT"):
+        inject_fault(os.environ["EDGESLIM_FAULT"])
     metrics, errors = {}, {}
     for fam in families("runtime"):
         try:
