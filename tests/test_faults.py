@@ -238,3 +238,31 @@ def test_a_run_killed_at_random_points_ends_with_every_candidate_measured_once(f
     assert lost == set()  # no record ever written was lost
     assert all(r["status"] == "ok" for r in final)
     json.dumps(final)  # and the file holds plain JSON
+
+
+# --- models the measurement cannot take, and ones it must ------------------------------------
+
+
+def tiny_onnx(path, inputs: int, shape: list) -> None:
+    from onnx import TensorProto, helper
+
+    ins = [helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, shape) for i in range(inputs)]
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [shape[0], 10])
+    flat = helper.make_node("Flatten", ["x0"], ["f"])
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [64, 10], np.ones(640, np.float32) / 64)
+    gemm = helper.make_node("Gemm", ["f", "w"], ["y"])
+    graph = helper.make_graph([flat, gemm], "tiny", ins, [out], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(path))
+
+
+def test_a_model_with_several_inputs_is_refused_clearly(tmp_path):
+    tiny_onnx(tmp_path / "two.onnx", inputs=2, shape=["n", 1, 8, 8])
+    with pytest.raises(DataError, match="the model has 2 inputs"):
+        es.measure(tmp_path / "two.onnx", "digits")
+
+
+def test_a_model_with_dynamic_batch_and_spatial_shape_is_measured(tmp_path):
+    tiny_onnx(tmp_path / "dynamic.onnx", inputs=1, shape=["batch", 1, "h", "w"])
+    record = es.measure(tmp_path / "dynamic.onnx", "digits", runs=50, min_runs=10)
+    assert 0 <= record["accuracy"] <= 1 and record["macs"] == 640

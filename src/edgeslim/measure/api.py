@@ -137,7 +137,7 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="edgeslim-measure-") as tmp:
         work = Path(tmp)
         path = resolve_artifact(target, data, work)
-        summary = summarize(path)
+        summary = summarize(path, data.spec.input_shape)
         check_fits(summary, data)
         record: dict[str, Any] = {}
         for fam in families("graph"):

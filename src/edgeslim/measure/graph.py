@@ -141,15 +141,20 @@ def declared_shape(value: onnx.ValueInfoProto) -> tuple[int | str, ...]:
     return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims)
 
 
-def with_batch_one(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy whose symbolic input dimensions are 1, so inference yields concrete shapes."""
+def with_batch_one(
+    model: onnx.ModelProto, sample_shape: tuple[int, ...] | None = None
+) -> onnx.ModelProto:
+    """A copy with concrete input dimensions, so inference yields concrete shapes: batch 1,
+    and the data's sample shape wherever the model leaves a dimension symbolic."""
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
     for value in graph_inputs(fixed):
-        for dim in value.type.tensor_type.shape.dim:
+        dims = value.type.tensor_type.shape.dim
+        wanted = (1, *sample_shape) if sample_shape and len(sample_shape) == len(dims) - 1 else ()
+        for i, dim in enumerate(dims):
             if not dim.HasField("dim_value"):
                 dim.Clear()
-                dim.dim_value = 1
+                dim.dim_value = wanted[i] if wanted else 1
     return fixed
 
 
@@ -172,7 +177,8 @@ def storage_bits(tensor: onnx.TensorProto) -> int:
     return onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize * 8
 
 
-def summarize(path: str | Path) -> GraphSummary:
+def summarize(path: str | Path, sample_shape: tuple[int, ...] | None = None) -> GraphSummary:
+    """Graph facts at batch 1; ``sample_shape`` fills dimensions the model leaves symbolic."""
     path = Path(path)
     model = load_checked(path)
     inputs = graph_inputs(model)
@@ -182,7 +188,9 @@ def summarize(path: str | Path) -> GraphSummary:
             "edgeslim measures single-input classifiers"
         )
     try:
-        inferred = onnx.shape_inference.infer_shapes(with_batch_one(model), data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(
+            with_batch_one(model, sample_shape), data_prop=True
+        )
     except Exception as exc:
         raise MeasurementError(f"{path}: ONNX shape inference failed ({exc})") from exc
     graph = inferred.graph
