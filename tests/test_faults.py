@@ -122,6 +122,14 @@ def test_onnx_external_data_outside_the_model_folder_is_refused(small_cnn_onnx, 
     assert secret.stat().st_atime_ns == before
 
 
+def test_an_oversized_model_file_is_refused_before_it_is_parsed(small_cnn_onnx, monkeypatch):
+    from edgeslim.measure import graph
+
+    monkeypatch.setattr(graph, "MAX_MODEL_BYTES", 1000)
+    with pytest.raises(DataError, match="over the 1,000-byte limit"):
+        es.measure(small_cnn_onnx, "digits")
+
+
 # --- isolation: the measuring process crashes, hangs, or runs out of memory ---------------
 
 
