@@ -275,8 +275,15 @@ def count_params(summary: GraphSummary, walk: GraphWalk) -> None:
         onnx.TensorProto.DOUBLE,
         onnx.TensorProto.BFLOAT16,
     }
+    # integer weights that integer ops read directly (dynamic INT8: ConvInteger, MatMulInteger)
+    integer_weights = {
+        walk.stored_weight(n.input[WEIGHTED_OPS[n.op_type]])
+        for n in walk.nodes
+        if n.op_type in INTEGER_OPS and len(n.input) > WEIGHTED_OPS[n.op_type]
+    }
     for name, tensor in walk.init.items():
-        if not ((tensor.data_type in floats and name not in qdq_meta) or name in walk.dequantizer):
+        weight = name in walk.dequantizer or name in integer_weights
+        if not ((tensor.data_type in floats and name not in qdq_meta) or weight):
             continue
         values = numpy_helper.to_array(tensor)
         summary.params += int(values.size)
