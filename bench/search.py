@@ -67,11 +67,23 @@ def share_baseline(root: Path, source: str, target: str) -> None:
         shutil.copy(cached, folder.path)
 
 
+def print_comparison(rows: list[tuple], data: str, trials: int) -> None:
+    print(f"# search: NSGA-II vs random, lenet5 on {data.split(':')[0]}, {trials} trials each\n")
+    print("budget: accuracy >= 0.85, storage_kb <= 60; objectives: accuracy, storage_kb\n")
+    print(
+        "| sampler | trials | fitting | hypervolume (fitting front) | most accurate fitting | s |"
+    )
+    print("|---|---:|---:|---:|---|---:|")
+    for sampler, n, fit, hv, best, wall in rows:
+        print(f"| {sampler} | {n} | {fit} | {hv:.4f} | {best} | {wall:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=18)
     parser.add_argument("--worker-trials", type=int, default=6)
     parser.add_argument("--quick", action="store_true", help="digits, 8 trials")
+    parser.add_argument("--workers-only", action="store_true", help="skip the sampler comparison")
     args = parser.parse_args()
     data = f"fashion-mnist:{FASHION}" if FASHION.is_dir() and not args.quick else "digits"
     if data == "digits" and not args.quick:
@@ -82,7 +94,7 @@ def main() -> None:
 
     rows = []
     first = None
-    for sampler in ("nsga2", "random"):
+    for sampler in () if args.workers_only else ("nsga2", "random"):
         exp = experiment(f"compare-{sampler}", data, trials, sampler, args.quick)
         if first:
             share_baseline(root, first, exp.config.name)
@@ -106,14 +118,10 @@ def main() -> None:
             )
         )
 
-    print(f"# search: NSGA-II vs random, lenet5 on {data.split(':')[0]}, {trials} trials each\n")
-    print("budget: accuracy >= 0.85, storage_kb <= 60; objectives: accuracy, storage_kb\n")
-    print(
-        "| sampler | trials | fitting | hypervolume (fitting front) | most accurate fitting | s |"
-    )
-    print("|---|---:|---:|---:|---|---:|")
-    for sampler, n, fit, hv, best, wall in rows:
-        print(f"| {sampler} | {n} | {fit} | {hv:.4f} | {best} | {wall:.0f} |")
+    if args.workers_only:
+        first = "workers-1"
+    else:
+        print_comparison(rows, data, trials)
 
     print(f"\n# trials per hour ({args.worker_trials} trials, random sampler)\n")
     print("| workers | trials | wall s | trials / hour |")
