@@ -344,8 +344,7 @@ def demo(
     runs: RunsOption = Path("runs"),
     retry_failed: RetryOption = False,
 ) -> None:
-    """The main job on built-in data: a small CNN on digits, every compression technique,
-    every metric, a budget, a recommendation and the report."""
+    """The main job on built-in data: every technique on digits, a budget, the report."""
     from edgeslim.config import parse
     from edgeslim.demo import DEMO
 
