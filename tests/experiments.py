@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+
+from edgeslim.results import RunFolder
+
 MEASURE = {
     "runs": 60,
     "min_runs": 20,
@@ -40,3 +44,12 @@ def experiment_dict(name: str = "t", **changes) -> dict:
         "objectives": ["accuracy", "latency_p95_ms", "storage_kb"],
         **changes,
     }
+
+
+def reuse_baseline(first_run, folder: RunFolder) -> RunFolder:
+    """The shared run trained the same baseline (same model, data, training): copy its cached
+    weights into ``folder`` so the test does not train it again."""
+    folder.create()
+    for cached in first_run[1].folder.path.glob("baseline-*.pt"):
+        shutil.copy(cached, folder.path)
+    return folder

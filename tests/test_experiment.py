@@ -19,7 +19,7 @@ import edgeslim as es
 from edgeslim import config
 from edgeslim.errors import RunLockedError
 from edgeslim.results import RunFolder
-from tests.experiments import MEASURE, experiment_dict
+from tests.experiments import MEASURE, experiment_dict, reuse_baseline
 
 
 def lines(folder: RunFolder) -> list[dict]:
@@ -108,11 +108,8 @@ def test_a_second_run_on_the_same_folder_is_refused(first_run):
 
 
 def test_a_model_over_the_memory_cap_is_recorded_as_not_fitting(first_run, tmp_path):
-    _, first, _ = first_run
     small = experiment_dict("capped", candidates=[], measure={**MEASURE, "memory_limit_mb": 1})
-    (tmp_path / "capped").mkdir()
-    for cached in first.folder.path.glob("baseline-*.pt"):
-        shutil.copy(cached, tmp_path / "capped")
+    reuse_baseline(first_run, RunFolder(tmp_path, "capped"))
     outcome = es.run(config.parse(small), tmp_path, say=lambda _: None, show_progress=False)
     (record,) = outcome.records
     assert record["status"] == "does-not-fit"
@@ -145,15 +142,11 @@ def wait_for_records(results: Path, count: int, proc: subprocess.Popen, limit_s:
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killing_a_run_halfway_loses_nothing_and_the_rerun_completes_it(first_run, tmp_path, sig):
-    _, first, _ = first_run
     exp = experiment_dict("killed")
     exp["candidates"] = exp["candidates"][:2]  # baseline, int8, two sparse: four records
     exp_file = tmp_path / "exp.yaml"
     exp_file.write_text(yaml.safe_dump(exp))
-    folder = RunFolder(tmp_path / "runs", "killed")
-    folder.create()
-    for cached in first.folder.path.glob("baseline-*.pt"):
-        shutil.copy(cached, folder.path)
+    folder = reuse_baseline(first_run, RunFolder(tmp_path / "runs", "killed"))
     proc = start_run(exp_file, folder.root)
     wait_for_records(folder.results, 2, proc)
     assert proc.poll() is None, "the run finished before it could be interrupted"

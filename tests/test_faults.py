@@ -25,7 +25,7 @@ from edgeslim import config
 from edgeslim.data import load
 from edgeslim.errors import ConfigError, DataError, UntrustedFileError
 from edgeslim.results import RunFolder
-from tests.experiments import MEASURE, experiment_dict
+from tests.experiments import MEASURE, experiment_dict, reuse_baseline
 
 CONFIG_EXAMPLES = 300
 DATA_EXAMPLES = 150
@@ -144,10 +144,7 @@ def test_an_oversized_model_file_is_refused_before_it_is_parsed(small_cnn_onnx, 
 def test_a_crashing_measurement_is_recorded_and_the_run_goes_on(
     first_run, tmp_path, monkeypatch, fault, measure, status, reason
 ):
-    folder = RunFolder(tmp_path, "faulty")
-    folder.create()
-    for cached in first_run[1].folder.path.glob("baseline-*.pt"):
-        (folder.path / cached.name).write_bytes(cached.read_bytes())
+    folder = reuse_baseline(first_run, RunFolder(tmp_path, "faulty"))
     exp = experiment_dict("faulty", candidates=["fp16"], measure={**MEASURE, **measure})
     folder.append({"name": "earlier", "status": "ok", "accuracy": 0.5})
     before = folder.results.read_bytes()
@@ -206,10 +203,7 @@ def test_a_run_killed_at_random_points_ends_with_every_candidate_measured_once(f
     ]
     exp_file = tmp_path / "exp.yaml"
     exp_file.write_text(yaml.safe_dump(exp))
-    folder = RunFolder(tmp_path / "runs", "kill-loop")
-    folder.create()
-    for cached in first_run[1].folder.path.glob("baseline-*.pt"):
-        (folder.path / cached.name).write_bytes(cached.read_bytes())
+    folder = reuse_baseline(first_run, RunFolder(tmp_path / "runs", "kill-loop"))
     command = [
         sys.executable,
         "-m",

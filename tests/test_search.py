@@ -7,7 +7,6 @@ server and sets it) or, where PostgreSQL is installed, starts its own with ``.ci
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from edgeslim.errors import ConfigError
 from edgeslim.results import RunFolder
 from edgeslim.search import STALE, open_storage, run_search, sync, work
 from edgeslim.select import dominates
-from tests.experiments import MEASURE
+from tests.experiments import MEASURE, reuse_baseline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,13 +50,6 @@ def search_experiment(name: str, trials: int = 12, **search) -> config.Experimen
             },
         }
     )
-
-
-def reuse_baseline(first_run, folder: RunFolder) -> None:
-    """The shared run trained the same baseline (same model, data, training): reuse it."""
-    folder.create()
-    for cached in first_run[1].folder.path.glob("baseline-*.pt"):
-        shutil.copy(cached, folder.path)
 
 
 def quiet(_: str) -> None:

@@ -32,18 +32,9 @@ DataOption = Annotated[
 ]
 
 
-def format_value(value: float | int, unit: str) -> str:
-    if isinstance(value, int) or unit == "count":
-        return f"{int(value):,}"
-    if unit == "fraction":
-        return f"{value:.4f}"
-    if abs(value) >= 100:
-        return f"{value:,.1f}"
-    return f"{value:.4g}"
-
-
 def metrics_table(record: dict, title: str) -> Table:
     from edgeslim.measure import METRICS
+    from edgeslim.report.columns import format_value
 
     table = Table(title=title, title_justify="left")
     table.add_column("metric")

@@ -202,6 +202,11 @@ class Experiment:
         objectives_for(config.objectives)  # unknown names fail here, with the list of known ones
         self.recipes = expand_candidates(config.candidates)
 
+    @property
+    def names(self) -> set[str]:
+        """The candidates this experiment asks for, the baseline included."""
+        return {"baseline", *self.recipes}
+
     def to_dict(self) -> dict[str, Any]:
         """What the user wrote, validated: re-parsing it gives the same experiment."""
         return self.config.model_dump(mode="json", exclude_unset=True)

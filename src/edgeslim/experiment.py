@@ -267,7 +267,7 @@ class Runner:
     def finish(self, redone: list[str]) -> RunOutcome:
         from edgeslim.report import write_reports
 
-        kept = self.folder.current({"baseline", *self.experiment.recipes})
+        kept = self.folder.current(self.experiment.names)
         selection, reports = self.timed(
             "report", lambda: write_reports(self.folder, kept, self.experiment)
         )

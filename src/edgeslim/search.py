@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 from edgeslim.budget import Budget
 from edgeslim.config import Experiment, SearchConfig, SpaceConfig
 from edgeslim.errors import ConfigError
+from edgeslim.experiment import Runner, describe, jsonable
 from edgeslim.results import RunFolder
 
 if TYPE_CHECKING:
     import optuna
 
-    from edgeslim.experiment import Runner, RunOutcome
+    from edgeslim.experiment import RunOutcome
 
 Say = Callable[[str], None]
 TRIAL_NAME = "trial-{:04d}"
@@ -212,16 +213,10 @@ class Trials:
             record["constraints"] = values
         trial.set_user_attr("record", record)
         self.done += 1
-        self.runner.say(f"{label}: {describe_record(record)}")
+        self.runner.say(f"{label}: {describe(record)}")
         if record["status"] != "ok":
             raise TrialFailed(record.get("error") or record.get("does_not_fit"))
         return [float(record[metric]) for metric in self.experiment.config.objectives]
-
-
-def describe_record(record: dict[str, Any]) -> str:
-    from edgeslim.experiment import describe
-
-    return describe(record)
 
 
 def load_study(storage, experiment: Experiment, search: SearchConfig) -> optuna.Study:
@@ -248,13 +243,13 @@ def work(
     timeout_s: float | None = None,
     record_here: bool = False,
     runner: Runner | None = None,
+    study: optuna.Study | None = None,
 ) -> int:
     """Run trials of the study until it has ``until`` (default: the study's own target);
-    returns how many this worker finished."""
-    from edgeslim.experiment import Runner
-
+    returns how many this worker finished. The coordinator passes its own runner and study."""
     search: SearchConfig = experiment.config.search  # type: ignore[assignment]
-    study = load_study(open_storage(storage_url, search), experiment, search)
+    if study is None:
+        study = load_study(open_storage(storage_url, search), experiment, search)
     until = until if until is not None else int(study.user_attrs.get("until", 0))
     folder = RunFolder(runs_dir, experiment.config.name)
     folder.create()
@@ -317,8 +312,6 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
 
 def sync(study: optuna.Study, folder: RunFolder) -> int:
     """Append every finished trial not yet in the run folder; returns how many."""
-    from edgeslim.experiment import jsonable
-
     present = folder.latest()
     added = 0
     for trial in study.get_trials(deepcopy=False):
@@ -336,7 +329,7 @@ def remeasure_front(runner: Runner, experiment: Experiment, say: Say) -> list[st
     from edgeslim.select import select
 
     here = socket.gethostname()
-    records = runner.folder.current({"baseline", *experiment.recipes})
+    records = runner.folder.current(experiment.names)
     chosen = select(records, experiment.budget, objectives=experiment.config.objectives)
     redone = []
     for record in chosen.fitting:
@@ -410,8 +403,6 @@ def run_search(
     show_progress: bool = True,
 ) -> RunOutcome:
     """Add ``trials`` trials (default: the file's) to the experiment's study, then report."""
-    from edgeslim.experiment import Runner
-
     search = experiment.config.search
     if search is None:
         raise ConfigError("the experiment has no search: section (space, trials, ...)")
@@ -441,6 +432,7 @@ def run_search(
                 show_progress=show_progress,
                 record_here=True,
                 runner=runner,
+                study=study,
             )
         else:
             procs = start_workers(workers, url, folder, str(runs_dir))

@@ -44,5 +44,5 @@ def report(run_dir: str | Path) -> tuple[Selection, dict[str, Path]]:
     if not spec.exists() or not folder.results.exists():
         raise ConfigError(f"{folder.path}: not a run folder (no experiment.json / results.jsonl)")
     experiment = parse(json.loads(spec.read_text()), spec)
-    records = folder.current({"baseline", *experiment.recipes})
+    records = folder.current(experiment.names)
     return write_reports(folder, records, experiment)

@@ -28,17 +28,22 @@ def scalar_metrics(records: list[dict[str, Any]]) -> list[str]:
     return [name for name, m in METRICS.items() if m.better and name in present]
 
 
-def fmt(value: Any, metric: str) -> str:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return "–"
-    unit = METRICS[metric].unit if metric in METRICS else ""
-    if unit == "count":
+def format_value(value: float | int, unit: str) -> str:
+    """How a metric's value is written everywhere: counts with separators, fractions to 4
+    places, the rest to 4 significant digits."""
+    if isinstance(value, int) or unit == "count":
         return f"{int(value):,}"
     if unit == "fraction":
         return f"{value:.4f}"
     if abs(value) >= 100:
         return f"{value:,.1f}"
     return f"{value:.4g}"
+
+
+def fmt(value: Any, metric: str) -> str:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "–"
+    return format_value(value, METRICS[metric].unit if metric in METRICS else "")
 
 
 def label(metric: str) -> str:
