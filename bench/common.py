@@ -1,10 +1,12 @@
-"""What the benchmarks share: data with a fallback, cached baselines, markdown tables."""
+"""What the benchmarks share: data with a fallback, cached baselines, settings, tables."""
 
 from __future__ import annotations
 
 import hashlib
 import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -12,6 +14,7 @@ import edgeslim as es
 
 CACHE = Path(__file__).parent / ".cache"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
+QUICK_TRAIN = 12000  # training samples kept by --quick
 
 
 def load_data(quick: bool) -> tuple[es.data.Dataset, str]:
@@ -21,19 +24,21 @@ def load_data(quick: bool) -> tuple[es.data.Dataset, str]:
         return es.data.load("digits"), "digits"
     data = es.data.load(f"fashion-mnist:{FASHION}")
     if quick:
-        from dataclasses import replace
-
         from edgeslim.data.bundle import Split
 
-        data = replace(data, train=Split(data.train.x[:12000], data.train.y[:12000]))
-    return data, "fashion-mnist" + (" (12k train subset)" if quick else "")
+        data = replace(data, train=Split(data.train.x[:QUICK_TRAIN], data.train.y[:QUICK_TRAIN]))
+    return data, "fashion-mnist" + (f" ({QUICK_TRAIN // 1000}k train subset)" if quick else "")
 
 
-def baseline(name: str, data: es.data.Dataset, label: str, epochs: int) -> es.Candidate:
-    """Train once per (model, data, epochs) and cache the weights under bench/.cache."""
-    key = hashlib.sha1(f"{name}|{label}|{epochs}|{len(data.train)}".encode()).hexdigest()[:12]
-    path = CACHE / f"{name}-{key}.pt"
-    model = es.models.build(name, data.spec)
+def baseline(
+    name: str, data: es.data.Dataset, label: str, epochs: int, **options: Any
+) -> es.Candidate:
+    """Train once per (model, options, data, epochs) and cache the weights under bench/.cache."""
+    key = f"{name}|{sorted(options.items())}|{label}|{epochs}|{len(data.train)}"
+    if not options:  # keep the keys of caches written before options existed
+        key = f"{name}|{label}|{epochs}|{len(data.train)}"
+    path = CACHE / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
+    model = es.models.build(name, data.spec, **options)
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
         return es.Candidate(
@@ -41,8 +46,79 @@ def baseline(name: str, data: es.data.Dataset, label: str, epochs: int) -> es.Ca
         )
     candidate = es.train(model, data, epochs=epochs, name="dense")
     CACHE.mkdir(exist_ok=True)
-    torch.save(candidate.model.state_dict(), path)
+    partial = path.with_suffix(".part")
+    torch.save(candidate.model.state_dict(), partial)
+    partial.replace(path)
     return candidate
+
+
+def measure_settings(quick: bool) -> es.MeasureSettings:
+    """The default (1,000 batch-1 runs, at most 5 s) or, with --quick, a short loop."""
+    if not quick:
+        return es.MeasureSettings()
+    return es.MeasureSettings(
+        runs=200, min_runs=50, max_seconds=1.0, batch_sizes=(1,), throughput_seconds=0.1
+    )
+
+
+@dataclass
+class Bench:
+    """One benchmark session: the data, the training budget and the measuring settings."""
+
+    quick: bool
+    data: es.data.Dataset
+    label: str
+    epochs: int  # baseline training
+    finetune: int  # fine-tuning after pruning, and distillation, in every compared method
+    settings: es.MeasureSettings
+
+    @classmethod
+    def create(cls, quick: bool) -> Bench:
+        data, label = load_data(quick)
+        epochs, finetune = (1, 1) if quick else (6, 2)
+        return cls(quick, data, label, epochs, finetune, measure_settings(quick))
+
+    def baseline(self, name: str, **options: Any) -> es.Candidate:
+        return baseline(name, self.data, self.label, self.epochs, **options)
+
+    def measure(self, target: Any) -> dict[str, Any]:
+        return es.measure(target, self.data, self.settings)
+
+
+def model_label(name: str, options: dict[str, Any]) -> str:
+    return name + "".join(f" {k} {v}" for k, v in options.items())
+
+
+@dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    note: str = ""
+
+    def markdown(self) -> str:
+        parts = [f"### {self.title}", ""]
+        if self.note:
+            parts += [self.note, ""]
+        parts.append(markdown_table(self.headers, self.rows))
+        return "\n".join(parts)
+
+
+@dataclass
+class Speed:
+    """One measured model for the physical-limit table: its work and its median latency."""
+
+    model: str
+    form: str
+    runtime: str
+    macs: int
+    p50_ms: float
+
+
+@dataclass
+class Section:
+    tables: list[Table]
+    speeds: list[Speed] = field(default_factory=list)
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -52,3 +128,8 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def print_section(section: Section) -> None:
+    for table in section.tables:
+        print("\n" + table.markdown())

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from edgeslim.candidate import Candidate
+from edgeslim.compact import compact
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import DataError, ExportError
 from edgeslim.progress import quiet
@@ -246,6 +247,7 @@ def export(candidate: Candidate, data: Dataset, out_dir: str | Path) -> Candidat
             "opset": check.opset,
             "max_abs_diff": check.max_abs_diff,
             "top1_agreement": check.top1_agreement,
+            "names_stripped_bytes": compact(path),
         }
     }
     return candidate.with_step(step, artifact=path)

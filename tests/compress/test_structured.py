@@ -1,6 +1,7 @@
 import pytest
 
 import edgeslim as es
+from edgeslim.errors import ConfigError
 from edgeslim.export import export_onnx
 from edgeslim.measure.compute import compute
 from edgeslim.measure.graph import summarize
@@ -51,3 +52,9 @@ def test_targets_importances_and_auto_ratios(trained_small_cnn, digits, settings
         assert set(result["ratios"]) and result["sensitivity"]
         assert pytest.approx(result["macs_reduction"], rel=0.1) == 2.0
     assert es.evaluate(pruned.model, digits.test) > 0.9  # recovered by fine-tuning
+
+
+def test_auto_ratios_that_cannot_reach_the_target_say_so(trained_small_cnn, digits):
+    recipe = [{"prune": {"kind": "structured", "macs_reduction": 500.0, "ratios": "auto"}}]
+    with pytest.raises(ConfigError, match="cannot reach a 500x MACs reduction"):
+        es.compress(trained_small_cnn, digits, [recipe], show_progress=False)

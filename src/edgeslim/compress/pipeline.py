@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from edgeslim.candidate import Candidate, step_label
+from edgeslim.compact import compact
 from edgeslim.compress.presets import PRESETS
 from edgeslim.compress.registry import StepContext, Technique, resolve
 from edgeslim.data.bundle import Dataset
@@ -174,6 +175,7 @@ def run_onnx_step(
 
     source = Path(candidate.artifact)
     info = tech.apply(source, target, data, settings) or {}
+    info["names_stripped_bytes"] = compact(target)  # the agreement below checks the result
     x = data.test.x[:AGREEMENT_SAMPLES]
     before, after = onnx_outputs(source, x), onnx_outputs(target, x)
     info["top1_agreement"] = float((before.argmax(1) == after.argmax(1)).mean())
