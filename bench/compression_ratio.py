@@ -23,23 +23,22 @@ from common import Bench, Section, Table, print_section
 
 CANDIDATES: dict[str, Any] = {  # a preset name or a recipe
     "deep-compression preset (AGP 90%, INT4 weights)": "deep-compression",
-    "AGP 95%, INT4 weights": [
-        {"prune": {"kind": "unstructured", "sparsity": 0.95, "schedule": "agp"}},
-        {"finetune": {"epochs": 3}},
-        {"quantize": {"kind": "weight-int4"}},
-    ],
-    "AGP 95%, static INT8": [
-        {"prune": {"kind": "unstructured", "sparsity": 0.95, "schedule": "agp"}},
-        {"finetune": {"epochs": 3}},
-        {"quantize": {"kind": "static-int8"}},
-    ],
+    **{
+        f"AGP {int(sparsity * 100)}% + 6 epochs, {label}": [
+            {"prune": {"kind": "unstructured", "sparsity": sparsity, "schedule": "agp"}},
+            {"finetune": {"epochs": 6}},
+            {"quantize": {"kind": kind}},
+        ]
+        for sparsity in (0.9, 0.95)
+        for kind, label in (("static-int8", "static INT8"), ("weight-int4", "INT4 weights"))
+    },
     "channels 50% + KD, INT4 weights": [
         {"prune": {"kind": "structured", "ratio": 0.5}},
         {"distill": {"epochs": 3}},
         {"quantize": {"kind": "weight-int4"}},
     ],
 }
-QUICK = ["deep-compression preset (AGP 90%, INT4 weights)", "AGP 95%, INT4 weights"]
+QUICK = ["deep-compression preset (AGP 90%, INT4 weights)", "AGP 95% + 6 epochs, INT4 weights"]
 DEEP_COMPRESSION_RATIO = 39  # LeNet-5 on MNIST, Han et al. 2016, Table 1
 HEADERS = ["candidate", "accuracy", "Δ accuracy", "storage KB", "ratio", "gzip KB", "gzip ratio"]
 
