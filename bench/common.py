@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -133,3 +135,14 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 def print_section(section: Section) -> None:
     for table in section.tables:
         print("\n" + table.markdown())
+
+
+def run_alone(run: Callable[..., Section], doc: str, model: str | None = None) -> None:
+    """A section's own command line: ``--quick``, and ``--model`` where the section takes one."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    if model is not None:
+        parser.add_argument("--model", default=model)
+    args = parser.parse_args()
+    bench = Bench.create(args.quick)
+    print_section(run(bench, args.model) if model is not None else run(bench))

@@ -11,7 +11,6 @@ keep accuracy within 1 point. The raw file ratio is shown next to it.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 import edgeslim as es
-from common import Bench, Section, Table, print_section
+from common import Bench, Section, Table, run_alone
 
 CANDIDATES: dict[str, Any] = {  # a preset name or a recipe
     "deep-compression preset (AGP 90%, INT4 weights)": "deep-compression",
@@ -96,13 +95,5 @@ def run(bench: Bench, model: str = "lenet5") -> Section:
     return Section([table])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--model", default="lenet5")
-    args = parser.parse_args()
-    print_section(run(Bench.create(args.quick), args.model))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(run, __doc__, model="lenet5")

@@ -10,14 +10,13 @@ from the dense model and quantized to INT8; ``es.select`` picks the most accurat
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 import edgeslim as es
-from common import Bench, Section, Speed, Table, print_section
+from common import Bench, Section, Speed, Table, run_alone
 
 MODEL = "resnet8"
 BUDGET = {"storage_kb": "<= 25", "latency_p95_ms": "<= 0.5"}
@@ -91,12 +90,5 @@ def run(bench: Bench) -> Section:
     return Section([table], speeds)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    print_section(run(Bench.create(args.quick)))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(run, __doc__)

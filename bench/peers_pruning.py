@@ -10,7 +10,6 @@ batches) for the same epochs, so what differs is what each method prunes and wha
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from typing import Any
@@ -21,7 +20,7 @@ import torch
 
 import edgeslim as es
 import peers
-from common import Bench, Section, Speed, Table, print_section
+from common import Bench, Section, Speed, Table, run_alone
 
 HEADERS = [
     "model",
@@ -118,13 +117,5 @@ def run(bench: Bench, model: str = "resnet8") -> Section:
     return Section([table], speeds)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--model", default="resnet8")
-    args = parser.parse_args()
-    print_section(run(Bench.create(args.quick), args.model))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(run, __doc__, model="resnet8")

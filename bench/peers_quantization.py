@@ -10,7 +10,6 @@ split; p50/p99 latency at batch 1, 1 thread; speed-up against FP32 on the same r
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -18,8 +17,12 @@ from typing import Any
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
+import numpy as np
+from torch import nn
+
+import edgeslim as es
 import peers
-from common import Bench, Section, Speed, Table, model_label, print_section
+from common import Bench, Section, Speed, Table, model_label, run_alone
 from edgeslim.compress.quantize import calibration_set, cpu_has_vnni
 
 FULL_MODELS: list[tuple[str, dict[str, Any]]] = [
@@ -33,14 +36,10 @@ HEADERS = ["model", "method", "runtime", "accuracy", "p50 ms", "p99 ms", "speed-
 
 
 def onnx_runtime_rows(
-    bench: Bench, name: str, options: dict, folder: Path
+    bench: Bench, base: es.Candidate, calibration: np.ndarray, folder: Path
 ) -> tuple[list[tuple], Path]:
     """(method, runtime, record) for every form run on ONNX Runtime, FP32 first; the FP32 file."""
-    import edgeslim as es
-
-    base = bench.baseline(name, **options)
     fp32 = es.export(base, bench.data, folder)
-    calibration = calibration_set(bench.data, CALIBRATION_SAMPLES, seed=0)
     built = es.compress(
         base,
         bench.data,
@@ -64,8 +63,9 @@ def onnx_runtime_rows(
     return rows, fp32.artifact
 
 
-def openvino_rows(bench: Bench, fp32_onnx: Path, folder: Path) -> list[tuple]:
-    calibration = calibration_set(bench.data, CALIBRATION_SAMPLES, seed=0)
+def openvino_rows(
+    bench: Bench, fp32_onnx: Path, calibration: np.ndarray, folder: Path
+) -> list[tuple]:
     fp32 = peers.openvino_fp32(fp32_onnx, folder / "fp32-ov.xml")
     int8 = peers.nncf_openvino(fp32_onnx, calibration, folder / "nncf-ov.xml")
     return [
@@ -74,9 +74,7 @@ def openvino_rows(bench: Bench, fp32_onnx: Path, folder: Path) -> list[tuple]:
     ]
 
 
-def pytorch_rows(bench: Bench, name: str, options: dict) -> list[tuple]:
-    model = bench.baseline(name, **options).model
-    calibration = calibration_set(bench.data, CALIBRATION_SAMPLES, seed=0)
+def pytorch_rows(bench: Bench, model: nn.Module, calibration: np.ndarray) -> list[tuple]:
     int8 = peers.torch_x86_ptq(model, calibration)
     return [
         ("FP32", "PyTorch", peers.torch_record(model, bench.data, bench.settings)),
@@ -97,15 +95,17 @@ def run(bench: Bench, models: list[tuple[str, dict]] | None = None) -> Section:
         ),
     )
     speeds = []
+    calibration = calibration_set(bench.data, CALIBRATION_SAMPLES, seed=0)
     for name, options in models:
         label = model_label(name, options)
+        base = bench.baseline(name, **options)
         with tempfile.TemporaryDirectory(prefix="bench-quant-") as tmp:
             folder = Path(tmp)
-            rows, fp32_file = onnx_runtime_rows(bench, name, options, folder)
+            rows, fp32_file = onnx_runtime_rows(bench, base, calibration, folder)
             macs = rows[0][2]["macs"]
             if peers.installed("openvino") and peers.installed("nncf"):
-                rows += openvino_rows(bench, fp32_file, folder)
-            rows += pytorch_rows(bench, name, options)
+                rows += openvino_rows(bench, fp32_file, calibration, folder)
+            rows += pytorch_rows(bench, base.model, calibration)
         fp32 = {runtime: r for method, runtime, r in rows if method == "FP32"}
         for method, runtime, record in rows:
             reference = fp32[runtime]["latency_p50_ms"]
@@ -127,12 +127,5 @@ def run(bench: Bench, models: list[tuple[str, dict]] | None = None) -> Section:
     return Section([table], speeds)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    print_section(run(Bench.create(args.quick)))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(run, __doc__)

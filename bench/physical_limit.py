@@ -10,7 +10,6 @@ passes every model its other sections measured instead.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 import edgeslim as es
 import peers
-from common import Bench, Section, Speed, Table, print_section
+from common import Bench, Section, Speed, Table, run_alone
 
 SIZES = (256, 512, 1024, 2048)
 
@@ -131,12 +130,5 @@ def run(bench: Bench, speeds: list[Speed] | None = None) -> Section:
     return Section([table(speeds, peaks)])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    print_section(run(Bench.create(args.quick)))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(run, __doc__)

@@ -15,20 +15,12 @@ from pathlib import Path
 
 import onnx
 
-from edgeslim.measure.graph import WEIGHTED_OPS, GraphWalk, external_files
-
-
-def weight_names(graph: onnx.GraphProto) -> set[str]:
-    walk = GraphWalk(graph)
-    return {
-        walk.stored_weight(node.input[WEIGHTED_OPS[node.op_type]])
-        for node in graph.node
-        if node.op_type in WEIGHTED_OPS and len(node.input) > WEIGHTED_OPS[node.op_type]
-    }
+from edgeslim.measure.graph import GraphWalk, external_files
 
 
 def compact_graph(graph: onnx.GraphProto) -> None:
-    kept = {v.name for v in [*graph.input, *graph.output]} | weight_names(graph) | {""}
+    weights = {name for _, name in GraphWalk(graph).weighted_nodes()}
+    kept = {v.name for v in [*graph.input, *graph.output]} | weights | {""}
     numbers = itertools.count()
     renamed: dict[str, str] = {}
 

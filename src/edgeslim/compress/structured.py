@@ -193,10 +193,11 @@ def auto_ratio_dict(model, data, s, show_progress) -> tuple[dict[str, float], S.
         return base / macs_of(pruned_copy(model, data, s, ratios), data)
 
     ratios = S.allocate(table, achieved, target, s.tolerance, max_ratio=0.9)
-    if achieved(ratios) < target * 0.99:
+    reached = achieved(ratios)
+    if reached < target * 0.99:
         raise ConfigError(
             f"prune: per-layer ratios cannot reach a {target:.3g}x MACs reduction on this model "
-            f"(at most {achieved(ratios):.3g}x with these settings"
+            f"(at most {reached:.3g}x with these settings"
             + (f", round_to {s.round_to}" if s.round_to else "")
             + ")"
         )

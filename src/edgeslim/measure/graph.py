@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -239,6 +240,13 @@ class GraphWalk:
             name = node.input[0]
         return name
 
+    def weighted_nodes(self) -> Iterator[tuple[onnx.NodeProto, str]]:
+        """Each conv/gemm/matmul node with the stored tensor behind its weight input."""
+        for node in self.nodes:
+            index = WEIGHTED_OPS.get(node.op_type)
+            if index is not None and len(node.input) > index:
+                yield node, self.stored_weight(node.input[index])
+
     def source_activation(self, name: str) -> str:
         """The tensor whose values a layer input carries, looking through Q/DQ and reshapes."""
         while name in self.producer and self.nodes[self.producer[name]].op_type in VIEW_OPS:
@@ -276,11 +284,7 @@ def count_params(summary: GraphSummary, walk: GraphWalk) -> None:
         onnx.TensorProto.BFLOAT16,
     }
     # integer weights that integer ops read directly (dynamic INT8: ConvInteger, MatMulInteger)
-    integer_weights = {
-        walk.stored_weight(n.input[WEIGHTED_OPS[n.op_type]])
-        for n in walk.nodes
-        if n.op_type in INTEGER_OPS and len(n.input) > WEIGHTED_OPS[n.op_type]
-    }
+    integer_weights = {name for n, name in walk.weighted_nodes() if n.op_type in INTEGER_OPS}
     for name, tensor in walk.init.items():
         weight = name in walk.dequantizer or name in integer_weights
         if not ((tensor.data_type in floats and name not in qdq_meta) or weight):
@@ -292,11 +296,7 @@ def count_params(summary: GraphSummary, walk: GraphWalk) -> None:
 
 
 def count_layers(summary: GraphSummary, walk: GraphWalk) -> None:
-    for node in walk.nodes:
-        index = WEIGHTED_OPS.get(node.op_type)
-        if index is None or len(node.input) <= index:
-            continue
-        source = walk.stored_weight(node.input[index])
+    for node, source in walk.weighted_nodes():
         weight = walk.array(source)
         if weight is None:
             continue  # activation x activation product: not a weighted layer
