@@ -11,7 +11,6 @@ import warnings
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -343,18 +342,12 @@ def demo(
 
 
 def main() -> None:
-    command = typer.main.get_command(app)
+    """Typer handles usage errors, --help and Ctrl-C itself; errors a user caused print one line."""
     try:
-        command.main(standalone_mode=False)
+        typer.main.get_command(app).main()
     except EdgeslimError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

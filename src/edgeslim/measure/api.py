@@ -52,7 +52,8 @@ def cpu_model() -> str:
 
 
 def check_fits(summary: GraphSummary, data: Dataset) -> None:
-    """The model's declared input must accept the data's samples (batch dimension aside)."""
+    """The model must accept the data's samples (batch dimension aside) and give one score per
+    class: a model that does not would still run, and be measured wrongly."""
     declared = summary.input_shape[1:]
     wanted = data.spec.input_shape
     fits = len(declared) == len(wanted) and all(
@@ -62,6 +63,19 @@ def check_fits(summary: GraphSummary, data: Dataset) -> None:
         raise DataError(
             f"{summary.path}: model input {tuple(summary.input_shape)} does not fit "
             f"{data.spec.name or 'data'} samples of shape {wanted} (batch first)"
+        )
+    check_output_width(summary.output_shape, data, summary.path)
+
+
+def check_output_width(shape: tuple | list, data: Dataset, where: object) -> None:
+    """(batch, classes) outputs with as many classes as the data has; symbolic sizes pass here
+    and are checked on the runtime's first output."""
+    classes = shape[-1] if shape else None
+    if len(shape) not in (0, 2) or (isinstance(classes, int) and classes != data.spec.num_classes):
+        raise DataError(
+            f"{where}: the model outputs shape {tuple(shape)} but {data.spec.name or 'the data'} "
+            f"has {data.spec.num_classes} classes; a classifier must output "
+            f"(batch, {data.spec.num_classes})"
         )
 
 
@@ -120,6 +134,21 @@ def run_worker(request: dict, work: Path, timeout_s: float) -> dict:
     return json.loads(result_path.read_text())
 
 
+def check_result(result: dict, path: Path, data: Dataset, settings: MeasureSettings) -> None:
+    """A model the runtime refused, or whose outputs are not one score per class, has no
+    metrics worth keeping: say why instead of recording empty or wrong figures."""
+    refused = result["errors"].get("runs")
+    if refused:
+        cap = settings.memory_limit_mb
+        if cap and OUT_OF_MEMORY.search(refused):
+            raise DoesNotFit(f"does not fit in {cap:g} MB: {refused}")
+        info = result["info"]
+        raise MeasurementError(
+            f"{path}: {info['runtime']} {info['runtime_version']} cannot run this model: {refused}"
+        )
+    check_output_width(result["info"]["output_shape"], data, path)
+
+
 def measure(
     target: Candidate | str | Path | Any,
     data: Dataset | str,
@@ -154,6 +183,7 @@ def measure(
             "result": str(work / "result.json"),
         }
         result = run_worker(request, work, settings.timeout_s)
+    check_result(result, path, data, settings)
     record.update(result["metrics"])
     if result["errors"]:
         record["errors"] = result["errors"]

@@ -68,6 +68,7 @@ class GraphSummary:
     input_shape: tuple[int | str, ...]  # as declared, batch dimension included
     output_names: list[str]
     opsets: dict[str, int]
+    output_shape: tuple[int | str, ...] = ()  # the first output at batch 1, as inferred
     layers: list[Layer] = field(default_factory=list)
     params: int = 0
     nonzero_params: int = 0
@@ -200,6 +201,7 @@ def summarize(path: str | Path, sample_shape: tuple[int, ...] | None = None) -> 
         input_name=inputs[0].name,
         input_shape=declared_shape(inputs[0]),
         output_names=[o.name for o in graph.output],
+        output_shape=declared_shape(graph.output[0]) if graph.output else (),
         opsets={o.domain or "ai.onnx": o.version for o in model.opset_import},
         node_count=len(graph.node),
     )

@@ -33,6 +33,10 @@ class Family:
     order: int  # runtime families run in this order; peak memory must run first
 
 
+# runtime families ordered below this run before the worker checks that the model loads and
+# runs (peak memory must see the process before any session exists)
+CHECK_ORDER = 5
+
 METRICS: dict[str, Metric] = {}
 FAMILIES: dict[str, Family] = {}
 

@@ -60,6 +60,18 @@ def inject_fault(kind: str) -> None:
             hog.append(bytearray(64 * 1024 * 1024))
 
 
+def check_runs(ctx) -> str | None:
+    """Load the model and run one sample before anything is timed: a runtime that refuses the
+    model fails the measurement with its own words, and the output shape goes to the parent."""
+    try:
+        session = ctx.session()
+        feed = {session.get_inputs()[0].name: next(ctx.batches(session, ctx.x[:1]))[0]}
+        ctx.info["output_shape"] = list(session.run(None, feed)[0].shape)
+    except Exception as exc:
+        return " ".join(f"{type(exc).__name__}: {exc}".split())
+    return None
+
+
 def main(request_path: str) -> int:
     request = json.loads(Path(request_path).read_text())
     settings = request["settings"]
@@ -72,7 +84,7 @@ def main(request_path: str) -> int:
 
     # registration of the runtime families (these modules import numpy/onnxruntime only)
     from edgeslim.measure import accuracy, latency, memory, sparsity  # noqa: F401
-    from edgeslim.measure.registry import families
+    from edgeslim.measure.registry import CHECK_ORDER, families
     from edgeslim.measure.runtime import RuntimeContext
 
     with np.load(request["data"]) as arrays:
@@ -90,7 +102,14 @@ def main(request_path: str) -> int:
     if os.environ.get("EDGESLIM_FAULT"):
         inject_fault(os.environ["EDGESLIM_FAULT"])
     metrics, errors = {}, {}
+    checked = False
     for fam in families("runtime"):
+        if not checked and fam.order >= CHECK_ORDER:
+            checked = True
+            refused = check_runs(ctx)
+            if refused:  # nothing else can be measured; the parent says why
+                errors = {"runs": refused}
+                break
         try:
             metrics.update(fam.fn(ctx))
         except Exception as exc:  # one family failing must not lose the others
