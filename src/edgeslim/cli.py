@@ -73,12 +73,15 @@ def measure(
         ),
     ],
     data: DataOption = "digits",
-    threads: Annotated[int, typer.Option(help="ONNX Runtime intra-op threads")] = 1,
+    runtime: Annotated[
+        str, typer.Option(help="onnxruntime | openvino (see the README's runtimes table)")
+    ] = "onnxruntime",
+    threads: Annotated[int, typer.Option(help="the runtime's intra-op threads")] = 1,
     runs: Annotated[int, typer.Option(help="latency samples at batch 1")] = 1000,
     weights: Annotated[Path | None, typer.Option(help="state dict (.pt) for the model")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the record here")] = None,
 ) -> None:
-    """Measure one model on every metric, on ONNX Runtime, in an isolated process."""
+    """Measure one model on every metric, on one runtime, in an isolated process."""
     from edgeslim.data import load
     from edgeslim.measure import MeasureSettings
     from edgeslim.measure import measure as measure_model
@@ -89,7 +92,7 @@ def measure(
         from edgeslim.models import load_model
 
         target = load_model(model, dataset.spec, weights)
-    settings = MeasureSettings(threads=threads, runs=runs, min_runs=min(100, runs))
+    settings = MeasureSettings(runtime=runtime, threads=threads, runs=runs, min_runs=min(100, runs))
     record = measure_model(target, dataset, settings)
     print_record(record, f"{model} on {dataset.spec.name}", json_path)
 

@@ -82,6 +82,7 @@ class CandidateConfig(Strict):
 
 
 class MeasureConfig(Strict):
+    runtime: str = "onnxruntime"
     threads: int = Field(1, ge=1)
     cores: list[int] = Field([], description="CPU ids to pin the measuring process to")
     memory_limit_mb: float | None = Field(None, gt=0)
@@ -92,6 +93,15 @@ class MeasureConfig(Strict):
     batch_sizes: list[int] = Field([1, 8, 32, 128], min_length=1)
     throughput_seconds: float = Field(0.5, gt=0)
     timeout_s: float = Field(600.0, gt=0)
+
+    @field_validator("runtime")
+    @classmethod
+    def known_runtime(cls, value: str) -> str:
+        from edgeslim.runtimes import RUNTIMES
+
+        if value not in RUNTIMES:
+            raise ValueError(f"unknown runtime {value!r}; runtimes: {sorted(RUNTIMES)}")
+        return value
 
 
 QUANTIZE_CHOICES = ("none", "int8-static", "int8-dynamic", "fp16", "weight-int8", "weight-int4")

@@ -40,6 +40,10 @@ class DoesNotFit(MeasurementError):
     """The model ran out of the memory it was capped to: it does not fit the emulated device."""
 
 
+class MissingRuntimeError(EdgeslimError):
+    """A runtime was asked for whose package is not installed; the message names the extra."""
+
+
 class RunLockedError(EdgeslimError):
     """Another process is working on the same run folder."""
 

@@ -40,12 +40,10 @@ def quiet_exporter():
 
 
 def onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
+    from edgeslim.runtimes import runtime
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
+    session = runtime("onnxruntime").load(str(path), threads=1)
+    return session.run(None, {session.input_name: x})[0]
 
 
 def compare(

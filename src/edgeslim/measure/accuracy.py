@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 )
 def accuracy(ctx: RuntimeContext) -> dict:
     session = ctx.session()
-    name = session.get_inputs()[0].name
+    name = session.input_name
     predictions = []
     for batch, real in ctx.batches(session, ctx.x):
         logits = session.run(None, {name: batch})[0]

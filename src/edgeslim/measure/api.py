@@ -39,6 +39,7 @@ from edgeslim.measure import (  # noqa: F401
 from edgeslim.measure.graph import GraphSummary, expose_activations, summarize
 from edgeslim.measure.registry import families
 from edgeslim.measure.settings import MeasureSettings
+from edgeslim.runtimes import runtime
 
 
 def cpu_model() -> str:
@@ -155,7 +156,8 @@ def measure(
     settings: MeasureSettings | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
-    """Measure a Candidate, an ONNX file or an ``nn.Module`` on every registered metric."""
+    """Measure a Candidate, an ONNX file or an ``nn.Module`` on every registered metric, on the
+    runtime ``settings.runtime`` names (``runtime="openvino"`` as an override)."""
     if isinstance(data, str):
         from edgeslim.data import load
 
@@ -163,9 +165,12 @@ def measure(
     settings = settings or MeasureSettings()
     if overrides:
         settings = MeasureSettings(**{**settings.to_dict(), **overrides})
+    engine = runtime(settings.runtime)
+    engine.check_available()
     with tempfile.TemporaryDirectory(prefix="edgeslim-measure-") as tmp:
         work = Path(tmp)
         path = resolve_artifact(target, data, work)
+        engine.check_format(str(path))
         summary = summarize(path, data.spec.input_shape)
         check_fits(summary, data)
         record: dict[str, Any] = {}

@@ -65,7 +65,7 @@ def time_runs(run, feed: dict, runs: int, min_runs: int, max_seconds: float) -> 
 def latency(ctx: RuntimeContext) -> dict:
     s = ctx.settings
     session = ctx.session()
-    feed = {session.get_inputs()[0].name: next(ctx.batches(session, ctx.x[:1]))[0]}
+    feed = {session.input_name: next(ctx.batches(session, ctx.x[:1]))[0]}
     for _ in range(s["warmup_runs"]):
         session.run(None, feed)
     samples = time_runs(session.run, feed, s["runs"], s["min_runs"], s["max_seconds"])
@@ -86,7 +86,7 @@ def latency(ctx: RuntimeContext) -> dict:
 def throughput(ctx: RuntimeContext) -> dict:
     s = ctx.settings
     session = ctx.session()
-    name = session.get_inputs()[0].name
+    name = session.input_name
     fixed = ctx.fixed_batch(session)
     sizes = [fixed] if fixed else list(s["batch_sizes"])
     by_batch = {}

@@ -51,7 +51,7 @@ def peak_memory(ctx: RuntimeContext) -> dict:
     baseline_kb = status_kb("VmRSS")
     resettable = reset_peak() and baseline_kb is not None
     session = ctx.session()
-    feed = {session.get_inputs()[0].name: next(ctx.batches(session, ctx.x[:1]))[0]}
+    feed = {session.input_name: next(ctx.batches(session, ctx.x[:1]))[0]}
     for _ in range(10):
         session.run(None, feed)
     if resettable:

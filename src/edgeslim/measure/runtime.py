@@ -1,4 +1,4 @@
-"""What runtime metric families get inside the worker. Imports numpy and onnxruntime only."""
+"""What runtime metric families get inside the worker. Imports numpy and the runtime only."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-import onnxruntime as ort
+
+from edgeslim.runtimes import Session, runtime
 
 
 @dataclass
@@ -19,26 +20,20 @@ class RuntimeContext:
     activation_names: list[str] = field(default_factory=list)
     info: dict = field(default_factory=dict)  # how things were measured, filled by families
 
-    def session(self, path: str | None = None) -> ort.InferenceSession:
-        """A session pinned to the configured thread count, run sequentially."""
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.settings["threads"]
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        return ort.InferenceSession(
-            path or self.model_path, options, providers=["CPUExecutionProvider"]
+    def session(self, path: str | None = None) -> Session:
+        """The model (or ``path``) loaded on the configured runtime and thread count."""
+        return runtime(self.settings["runtime"]).load(
+            path or self.model_path, self.settings["threads"]
         )
 
     @staticmethod
-    def fixed_batch(session: ort.InferenceSession) -> int | None:
+    def fixed_batch(session: Session) -> int | None:
         """The batch size the model insists on, or None if any batch size runs."""
-        first = session.get_inputs()[0].shape[0]
+        first = session.input_shape[0] if session.input_shape else None
         return first if isinstance(first, int) and first > 0 else None
 
     def batches(
-        self, session: ort.InferenceSession, x: np.ndarray, batch_size: int = 256
+        self, session: Session, x: np.ndarray, batch_size: int = 256
     ) -> Iterator[tuple[np.ndarray, int]]:
         """(batch, real sample count); a fixed-batch model gets zero padding at the end."""
         fixed = self.fixed_batch(session)

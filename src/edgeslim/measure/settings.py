@@ -9,7 +9,8 @@ from edgeslim.errors import ConfigError
 
 @dataclass(frozen=True)
 class MeasureSettings:
-    threads: int = 1  # ONNX Runtime intra-op threads; the worker is pinned to as many cores
+    runtime: str = "onnxruntime"  # a name of edgeslim.runtimes.RUNTIMES
+    threads: int = 1  # the runtime's intra-op threads; the worker is pinned to as many cores
     pin_cores: bool = True
     cores: tuple[int, ...] = ()  # pin to these CPU ids (default: the last ``threads`` cores)
     memory_limit_mb: float | None = None  # cap on the worker's memory growth: emulate a device
@@ -40,6 +41,9 @@ class MeasureSettings:
         if bad:
             raise ConfigError(f"invalid measure settings: {', '.join(bad)} ({self})")
 
+        from edgeslim.runtimes import runtime
+
+        runtime(self.runtime, "measure settings")  # an unknown name is a ConfigError
         if self.cores and len(self.cores) < self.threads:
             raise ConfigError(
                 f"{self.threads} threads need at least as many cores, got {self.cores}"

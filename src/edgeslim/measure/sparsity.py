@@ -50,7 +50,7 @@ def activation_sparsity(ctx: RuntimeContext) -> dict:
     if not ctx.activations_path or not ctx.activation_names:
         return {"activation_sparsity": 0.0, "activation_sparsity_by_layer": {}}
     session = ctx.session(ctx.activations_path)
-    name = session.get_inputs()[0].name
+    name = session.input_name
     samples = ctx.x[: ctx.settings["activation_samples"]]
     zeros = dict.fromkeys(ctx.activation_names, 0)
     sizes = dict.fromkeys(ctx.activation_names, 0)

@@ -1,8 +1,8 @@
 """The measuring process: ``python -m edgeslim.measure.worker REQUEST.json``.
 
-It imports numpy and onnxruntime only (no torch, no onnx), so its memory is the model's own
-and it could run on a device that has nothing else. It reads the request, runs every runtime
-metric family in order, and writes ``{"metrics", "errors", "info"}`` to the result path.
+It imports numpy and the one runtime it measures on (no torch, no onnx), so its memory is the
+model's own and it could run on a device that has nothing else. It reads the request, runs every
+runtime metric family in order, and writes ``{"metrics", "errors", "info"}`` to the result path.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def check_runs(ctx) -> str | None:
     model fails the measurement with its own words, and the output shape goes to the parent."""
     try:
         session = ctx.session()
-        feed = {session.get_inputs()[0].name: next(ctx.batches(session, ctx.x[:1]))[0]}
+        feed = {session.input_name: next(ctx.batches(session, ctx.x[:1]))[0]}
         ctx.info["output_shape"] = list(session.run(None, feed)[0].shape)
     except Exception as exc:
         return " ".join(f"{type(exc).__name__}: {exc}".split())
@@ -80,12 +80,16 @@ def main(request_path: str) -> int:
     )
 
     import numpy as np
-    import onnxruntime as ort
 
-    # registration of the runtime families (these modules import numpy/onnxruntime only)
+    # registration of the runtime families (these modules import numpy only; the runtime is
+    # imported by its plug-in when the first session is loaded)
     from edgeslim.measure import accuracy, latency, memory, sparsity  # noqa: F401
     from edgeslim.measure.registry import CHECK_ORDER, families
     from edgeslim.measure.runtime import RuntimeContext
+    from edgeslim.runtimes import runtime
+
+    engine = runtime(settings["runtime"])
+    engine.check_installed()  # imported now, so peak memory counts the model, not the library
 
     with np.load(request["data"]) as arrays:
         x, y = arrays["x"], arrays["y"]
@@ -117,9 +121,9 @@ def main(request_path: str) -> int:
             traceback.print_exc(file=sys.stderr)
     ctx.info.update(
         {
-            "runtime": "onnxruntime",
-            "runtime_version": ort.__version__,
-            "provider": "CPUExecutionProvider",
+            "runtime": engine.name,
+            "runtime_version": engine.version(),
+            "runtime_details": engine.details(),
             "numpy_version": np.__version__,
             "python_version": platform.python_version(),
             "cores": cores,

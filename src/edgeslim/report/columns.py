@@ -65,9 +65,11 @@ def how_measured(records: list[dict[str, Any]]) -> list[str]:
         how = record.get("measured_with")
         if how:
             s = how.get("settings", {})
+            details = how.get("runtime_details") or {"provider": how.get("provider")}
             lines = [
                 f"runtime: {how.get('runtime')} {how.get('runtime_version')} "
-                f"({how.get('provider')}), in a fresh process per candidate",
+                f"({', '.join(f'{k} {v}' for k, v in details.items())}), "
+                "in a fresh process per candidate",
                 f"threads: {s.get('threads')}, pinned to cores {how.get('cores')}"
                 + (f", memory cap {s['memory_limit_mb']:g} MB" if s.get("memory_limit_mb") else ""),
                 f"latency: batch 1, {s.get('warmup_runs')} warm-up runs, "

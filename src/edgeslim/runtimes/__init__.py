@@ -1,0 +1,8 @@
+"""The runtimes a model can be measured on, each a small module registered by name.
+
+Kept import-light like ``edgeslim.measure``: the worker imports only the runtime it runs.
+"""
+
+from edgeslim.runtimes.registry import RUNTIMES, Runtime, Session, runtime
+
+__all__ = ["RUNTIMES", "Runtime", "Session", "runtime"]

@@ -1,0 +1,106 @@
+"""Runtime name -> how the worker loads and runs a model file on it.
+
+A runtime module registers one ``Runtime``: the package it needs (and the extra that installs
+it), the file formats it reads, and ``load``, which the torch-free worker calls to get a
+``Session``. The metric families only ever see a Session, so adding a runtime is adding one
+module; the measurement API and the families stay as they are.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from edgeslim.errors import ConfigError, MissingRuntimeError
+
+
+class Session(Protocol):
+    """One loaded model, run at a fixed thread count. ``run`` has ONNX Runtime's signature
+    (output names or None, {input name: array}) -> list of arrays, so the timing loop calls
+    ORT's own method with nothing in between."""
+
+    input_name: str
+    input_shape: tuple[int | str, ...]  # as the runtime declares it, batch first
+    run: Callable[[Sequence[str] | None, dict[str, np.ndarray]], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str
+    package: str  # the module the worker imports
+    extra: str  # pip install "edgeslim[EXTRA]"
+    formats: tuple[str, ...]  # file suffixes it reads
+    module: str  # where ``load`` and ``version`` live (imported in the worker only)
+    description: str
+
+    def missing(self) -> MissingRuntimeError:
+        return MissingRuntimeError(
+            f"runtime {self.name!r} needs the {self.package!r} package, which is not installed: "
+            f'pip install "edgeslim[{self.extra}]"'
+        )
+
+    def _module(self):
+        try:
+            importlib.import_module(self.package)
+        except ImportError as exc:
+            raise self.missing() from exc
+        return importlib.import_module(self.module)
+
+    def load(self, path: str, threads: int) -> Session:
+        return self._module().load(path, threads)
+
+    def version(self) -> str:
+        return self._module().version()
+
+    def details(self) -> dict[str, str]:
+        """What else a reader of the record needs to know: provider, precision, device."""
+        return self._module().details()
+
+    def check_installed(self) -> None:
+        """Import the runtime, or fail with the pip command that installs it."""
+        self._module()
+
+    def check_available(self) -> None:
+        """The same, on the host, without importing the runtime there."""
+        if importlib.util.find_spec(self.package) is None:
+            raise self.missing()
+
+    def check_format(self, path: str) -> None:
+        if not path.lower().endswith(self.formats):
+            raise ConfigError(
+                f"{path}: runtime {self.name!r} reads {', '.join(self.formats)} files"
+            )
+
+
+RUNTIMES: dict[str, Runtime] = {
+    r.name: r
+    for r in (
+        Runtime(
+            "onnxruntime",
+            package="onnxruntime",
+            extra="",  # a core dependency
+            formats=(".onnx",),
+            module="edgeslim.runtimes.onnxruntime",
+            description="ONNX Runtime, CPU execution provider (MLAS kernels)",
+        ),
+        Runtime(
+            "openvino",
+            package="openvino",
+            extra="openvino",
+            formats=(".onnx",),
+            module="edgeslim.runtimes.openvino",
+            description="OpenVINO on the CPU plug-in, FP32 inference precision",
+        ),
+    )
+}
+
+
+def runtime(name: str, where: str = "runtime") -> Runtime:
+    if name not in RUNTIMES:
+        raise ConfigError(f"{where}: unknown runtime {name!r}; runtimes: {sorted(RUNTIMES)}")
+    return RUNTIMES[name]
