@@ -72,3 +72,34 @@ def matmul_onnx(path: Path, weight: np.ndarray) -> Path:
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
+
+
+def qdq_mlp_onnx(path: Path) -> Path:
+    """x (float 1x16) -> Q -> DQ -> MatMul 16x256 -> Q -> DQ -> MatMul 256x10 -> out (float).
+
+    Held as a runtime with fused integer kernels holds it: x 64 B (float input), xq 16 B,
+    h 256 B (written as int8: only a QuantizeLinear reads it), out 40 B; DQ outputs are views.
+    Alive: Q(x) {x, xq} 80 B; MatMul1 {xq, h} 272 B; MatMul2 {h, out} 296 B -> peak 296 B.
+    Counted as float between the Q/DQ pairs, the peak would be DQ(hq) {hq, hd} 1,280 B.
+    """
+    rng = np.random.default_rng(0)
+    scale = numpy_helper.from_array(np.array(0.05, np.float32), "scale")
+    zero = numpy_helper.from_array(np.array(0, np.int8), "zero")
+    w1 = numpy_helper.from_array(rng.normal(size=(16, 256)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.normal(size=(256, 10)).astype(np.float32), "w2")
+    graph = helper.make_graph(
+        [
+            helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["xq"]),
+            helper.make_node("DequantizeLinear", ["xq", "scale", "zero"], ["xd"]),
+            helper.make_node("MatMul", ["xd", "w1"], ["h"]),
+            helper.make_node("QuantizeLinear", ["h", "scale", "zero"], ["hq"]),
+            helper.make_node("DequantizeLinear", ["hq", "scale", "zero"], ["hd"]),
+            helper.make_node("MatMul", ["hd", "w2"], ["logits"]),
+        ],
+        "qdq-mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+        [scale, zero, w1, w2],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]), str(path))
+    return path

@@ -205,6 +205,7 @@ def measure(
         "data": data.source,
         "test_samples": len(data.test),
         "storage_compressor": storage.COMPRESSOR,
+        "activation_memory": memory.ACTIVATION_METHOD,
         "energy_table": energy.SOURCE,
         "cpu": cpu_model(),
         "host": socket.gethostname(),

@@ -160,15 +160,17 @@ def with_batch_one(
     return fixed
 
 
-def tensor_bytes(value: onnx.ValueInfoProto) -> int | None:
+def tensor_bytes(value: onnx.ValueInfoProto, elem_type: int | None = None) -> int | None:
+    """Bytes of a tensor at its shape, held as ``elem_type`` (default: its own type)."""
     tensor_type = value.type.tensor_type
     if not tensor_type.HasField("shape"):
         return None
     dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
     if any(d is None for d in dims):
         return None
-    bits = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type).itemsize * 8
-    if tensor_type.elem_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4):
+    elem_type = elem_type or tensor_type.elem_type
+    bits = onnx.helper.tensor_dtype_to_np_dtype(elem_type).itemsize * 8
+    if elem_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4):
         bits = 4
     return math.ceil(math.prod(dims) * bits / 8)
 
@@ -358,29 +360,71 @@ def concrete(value: onnx.ValueInfoProto | None) -> tuple[int, ...] | None:
     return tuple(d.dim_value for d in dims)
 
 
+def quantized_buffers(walk: GraphWalk, constant: set[str]) -> tuple[dict[str, str], dict]:
+    """How a runtime holds the activations of a Q/DQ graph: as 8-bit buffers.
+
+    ONNX Runtime (QLinear kernels), TFLite Micro and XNNPACK fuse each DequantizeLinear ->
+    op -> QuantizeLinear group into one integer kernel: the float tensor a DequantizeLinear
+    makes is never materialised (it is the 8-bit input, read through a scale), and a float
+    tensor that only QuantizeLinear nodes read is written already quantized. Returns the
+    tensors that share another's buffer (-> that tensor) and the float tensors held at an
+    8-bit type (-> the type)."""
+    readers: dict[str, list[str]] = {}
+    for node in walk.nodes:
+        for name in node.input:
+            readers.setdefault(name, []).append(node.op_type)
+    ends = {v.name for v in [*walk.graph.input, *walk.graph.output]}
+    alias: dict[str, str] = {}
+    narrowed: dict[str, int] = {}
+    for node in walk.nodes:
+        if node.op_type not in QDQ_OPS or not node.input or node.input[0] in constant:
+            continue
+        source, result = node.input[0], node.output[0]
+        if node.op_type == "DequantizeLinear" and result not in ends:
+            alias[result] = source
+        elif (
+            node.op_type == "QuantizeLinear"
+            and source not in ends
+            and set(readers[source]) == {"QuantizeLinear"}
+            and result in walk.values
+        ):
+            alias[result] = source
+            narrowed[source] = walk.values[result].type.tensor_type.elem_type
+    return alias, narrowed
+
+
 def track_activations(summary: GraphSummary, walk: GraphWalk) -> None:
-    """Lifetimes of every non-constant tensor, in execution (graph) order."""
+    """Lifetimes of every activation buffer, in execution (graph) order, each at the width the
+    runtime holds it (see ``quantized_buffers``)."""
     constant = set(walk.init)
     for node in walk.nodes:  # a node fed only by constants is folded away by the runtime
         if node.op_type == "Constant" or (
             node.input and all(i in constant or not i for i in node.input)
         ):
             constant.update(node.output)
+    alias, narrowed = quantized_buffers(walk, constant)
+
+    def buffer(name: str) -> str:
+        while name in alias:
+            name = alias[name]
+        return name
+
     live: dict[str, Tensor] = {}
     for value in walk.graph.input:
         if value.name not in constant:
             live[value.name] = Tensor(value.name, tensor_bytes(value), -1, -1)
     for i, node in enumerate(walk.nodes):
         for name in node.input:
-            if name in live:
-                live[name].last_use = i
+            if buffer(name) in live:
+                live[buffer(name)].last_use = i
         for name in node.output:
-            if name and name not in constant:
+            if name and name not in constant and name not in alias:
                 value = walk.values.get(name)
-                live[name] = Tensor(name, tensor_bytes(value) if value else None, i, i)
+                nbytes = tensor_bytes(value, narrowed.get(name)) if value else None
+                live[name] = Tensor(name, nbytes, i, i)
     for value in walk.graph.output:
-        if value.name in live:
-            live[value.name].last_use = len(walk.nodes)
+        if buffer(value.name) in live:
+            live[buffer(value.name)].last_use = len(walk.nodes)
     summary.activations = list(live.values())
     summary.unknown_shapes = sum(t.nbytes is None for t in summary.activations)
 

@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     from edgeslim.measure.runtime import RuntimeContext
 
 MB = 1024 * 1024
+# how activation_memory_kb is estimated, recorded with every measurement
+ACTIVATION_METHOD = (
+    "graph order; a buffer lives from its producer to its last reader, none shared or reused "
+    "in place; 8-bit where Q/DQ pairs or integer ops say so (fused kernels hold no float copy), "
+    "16-bit for FP16 tensors, 32-bit otherwise"
+)
 
 
 def status_kb(field: str) -> int | None:
@@ -69,7 +75,13 @@ def peak_memory(ctx: RuntimeContext) -> dict:
     "activation_memory",
     "graph",
     [
-        ("activation_memory_kb", "KB", "lower", "peak bytes of activations alive at once, batch 1"),
+        (
+            "activation_memory_kb",
+            "KB",
+            "lower",
+            "peak bytes of activations alive at once, batch 1, each at the width the runtime "
+            "holds it",
+        ),
     ],
 )
 def activation_memory(summary: GraphSummary) -> dict:
