@@ -31,6 +31,7 @@ import headline
 import peers_pruning
 import peers_quantization
 import physical_limit
+import runtimes
 from common import Bench, Section
 from edgeslim.compress.quantize import cpu_has_vnni
 from edgeslim.measure.api import cpu_model
@@ -44,6 +45,10 @@ PACKAGES = [
     "onnxruntime",
     "openvino",
     "nncf",
+    "ai-edge-litert",
+    "litert-torch",
+    "ai-edge-quantizer",
+    "tflite-micro",
     "torch-pruning",
     "optuna",
     "numpy",
@@ -99,6 +104,7 @@ def main() -> None:
         ("Quantization", peers_quantization.run),
         ("Structured pruning", peers_pruning.run),
         ("Compression ratio", compression_ratio.run),
+        ("Runtimes", runtimes.run),
         ("Physical limit", limit),
     ]
     body, timings, failed = [], [], []

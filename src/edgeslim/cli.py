@@ -74,7 +74,7 @@ def measure(
     ],
     data: DataOption = "digits",
     runtime: Annotated[
-        str, typer.Option(help="onnxruntime | openvino (see the README's runtimes table)")
+        str, typer.Option(help="onnxruntime | openvino | litert | tflite-micro")
     ] = "onnxruntime",
     threads: Annotated[int, typer.Option(help="the runtime's intra-op threads")] = 1,
     runs: Annotated[int, typer.Option(help="latency samples at batch 1")] = 1000,
@@ -336,12 +336,19 @@ def devices() -> None:
 def demo(
     runs: RunsOption = Path("runs"),
     retry_failed: RetryOption = False,
+    runtimes: Annotated[
+        bool,
+        typer.Option(
+            "--runtimes",
+            help="the runtimes demo: the same candidates on ONNX Runtime, LiteRT and TFLite Micro",
+        ),
+    ] = False,
 ) -> None:
     """The main job on built-in data: every technique on digits, a budget, the report."""
     from edgeslim.config import parse
-    from edgeslim.demo import DEMO
+    from edgeslim.demo import DEMO, RUNTIMES_DEMO
 
-    run_experiment(parse(DEMO), runs, retry_failed)
+    run_experiment(parse(RUNTIMES_DEMO if runtimes else DEMO), runs, retry_failed)
 
 
 def main() -> None:

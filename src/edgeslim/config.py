@@ -42,6 +42,14 @@ def check_name(value: str) -> str:
     return value
 
 
+def check_runtime(value: str) -> str:
+    from edgeslim.runtimes import RUNTIMES
+
+    if value not in RUNTIMES:
+        raise ValueError(f"unknown runtime {value!r}; runtimes: {sorted(RUNTIMES)}")
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -94,14 +102,7 @@ class MeasureConfig(Strict):
     throughput_seconds: float = Field(0.5, gt=0)
     timeout_s: float = Field(600.0, gt=0)
 
-    @field_validator("runtime")
-    @classmethod
-    def known_runtime(cls, value: str) -> str:
-        from edgeslim.runtimes import RUNTIMES
-
-        if value not in RUNTIMES:
-            raise ValueError(f"unknown runtime {value!r}; runtimes: {sorted(RUNTIMES)}")
-        return value
+    _check_runtime = field_validator("runtime")(lambda v: check_runtime(v))
 
 
 QUANTIZE_CHOICES = ("none", "int8-static", "int8-dynamic", "fp16", "weight-int8", "weight-int4")
@@ -179,12 +180,26 @@ class ExperimentConfig(Strict):
     train: TrainConfig = TrainConfig()
     candidates: list[CandidateConfig] = Field([], description="presets, recipes or grids")
     measure: MeasureConfig = MeasureConfig()
+    runtimes: list[str] = Field(
+        [],
+        description="measure every candidate on each (default: measure.runtime, else the "
+        "device profile's runtimes, else onnxruntime)",
+    )
     device: str | None = None
     budget: dict[str, float | str] = {}
     objectives: list[str] = ["accuracy", "latency_p95_ms", "storage_kb", "peak_memory_mb"]
     search: SearchConfig | None = None
 
     _check_name = field_validator("name")(check_name)
+
+    @field_validator("runtimes")
+    @classmethod
+    def known_runtimes(cls, value: list[str]) -> list[str]:
+        for name in value:
+            check_runtime(name)
+        if len(set(value)) != len(value):
+            raise ValueError(f"each runtime once, got {value}")
+        return value
 
 
 class Experiment:
@@ -211,11 +226,33 @@ class Experiment:
 
         objectives_for(config.objectives)  # unknown names fail here, with the list of known ones
         self.recipes = expand_candidates(config.candidates)
+        if config.runtimes:
+            self.runtimes = list(config.runtimes)
+        elif "runtime" in given or not profile or not profile.runtimes:
+            self.runtimes = [measure["runtime"]]
+        else:
+            self.runtimes = list(profile.runtimes)
+        self.check_runtimes()
+
+    def check_runtimes(self) -> None:
+        """Every candidate's steps must be expressible on every runtime: a ConfigError now,
+        not a failure halfway through the run."""
+        from edgeslim.runtimes import runtime
+
+        for name in self.runtimes:
+            engine = runtime(name, "runtimes")
+            for candidate, recipe in self.recipes.items():
+                engine.check_recipe(recipe, f"candidate {candidate}")
+
+    def record_name(self, candidate: str, runtime: str) -> str:
+        """One record per candidate and runtime: ``int8@litert`` when there are several."""
+        return candidate if len(self.runtimes) == 1 else f"{candidate}@{runtime}"
 
     @property
     def names(self) -> set[str]:
-        """The candidates this experiment asks for, the baseline included."""
-        return {"baseline", *self.recipes}
+        """The records this experiment asks for: each candidate (the baseline included) on
+        each runtime."""
+        return {self.record_name(c, r) for c in ("baseline", *self.recipes) for r in self.runtimes}
 
     def to_dict(self) -> dict[str, Any]:
         """What the user wrote, validated: re-parsing it gives the same experiment."""

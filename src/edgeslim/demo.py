@@ -65,3 +65,34 @@ DEMO: dict[str, Any] = {
     "budget": {"accuracy": ">= 0.95", "latency_p95_ms": "<= 1", "storage_kb": "<= 20"},
     "objectives": ["accuracy", "latency_p95_ms", "storage_kb", "peak_memory_mb"],
 }
+
+# The runtimes demo: candidates every edge runtime can express, measured on ONNX Runtime (x86
+# host), LiteRT (phones, Arm boards) and TFLite Micro (microcontrollers, with its exact arena).
+RUNTIMES_DEMO: dict[str, Any] = {
+    "name": "demo-runtimes",
+    "model": "small-cnn",
+    "data": "digits",
+    "train": {"epochs": 15},
+    "candidates": [
+        "int8-static",
+        {
+            "name": "unstructured-0.9",
+            "recipe": [
+                {"prune": {"kind": "unstructured", "sparsity": 0.9, "schedule": "oneshot"}},
+                {"finetune": {"epochs": 2}},
+            ],
+        },
+        {
+            "name": "channels-50-kd",
+            "recipe": [
+                {"prune": {"kind": "structured", "ratio": 0.5}},
+                {"distill": {"epochs": 4}},
+            ],
+        },
+        "channels-50-kd-int8",
+    ],
+    "runtimes": ["onnxruntime", "litert", "tflite-micro"],
+    "measure": DEMO["measure"],
+    "budget": {"accuracy": ">= 0.95", "storage_kb": "<= 40", "activation_memory_kb": "<= 8"},
+    "objectives": ["accuracy", "latency_p95_ms", "storage_kb", "activation_memory_kb"],
+}

@@ -1,4 +1,7 @@
-"""Named device profiles: a budget for a typical target, and how to emulate it on this host.
+"""Named device profiles: a budget for a typical target, the runtimes that ship on it, and how to
+emulate it on this host. A microcontroller's RAM bound is on TFLite Micro's exact tensor arena
+(``tensor_arena_kb``); measured on a runtime that cannot report one, a candidate is held to the
+graph's activation-memory estimate instead (``budget.FALLBACK``).
 
 Latency is measured on the host running edgeslim, not on the device, so a profile's latency
 bound is the device's frame budget divided by an assumed slowdown of the device against one
@@ -22,6 +25,7 @@ class DeviceProfile:
     budget: dict[str, str]
     measure: dict[str, Any] = field(default_factory=dict)  # emulation: threads, memory cap
     source: str = ""
+    runtimes: tuple[str, ...] = ()  # what ships on such a device (an experiment's default)
 
 
 DEVICES: dict[str, DeviceProfile] = {
@@ -31,18 +35,20 @@ DEVICES: dict[str, DeviceProfile] = {
             "mcu-nrf52840",
             "microcontroller: Cortex-M4F at 64 MHz, 1 MB flash, 256 KB SRAM "
             "(Arduino Nano 33 BLE Sense, the TinyML book's board)",
-            budget={"storage_kb": "<= 512", "activation_memory_kb": "<= 128"},
+            budget={"storage_kb": "<= 512", "tensor_arena_kb": "<= 128"},
             measure={"threads": 1},
             source="Nordic nRF52840 Product Specification v1.7 (1 MB flash, 256 KB RAM); half "
             "of each is left for the firmware and the runtime's tensor arena",
+            runtimes=("tflite-micro",),
         ),
         DeviceProfile(
             "mcu-stm32h7",
             "microcontroller: Cortex-M7 at 480 MHz, 2 MB flash, 1 MB SRAM (STM32H743)",
-            budget={"storage_kb": "<= 1024", "activation_memory_kb": "<= 512"},
+            budget={"storage_kb": "<= 1024", "tensor_arena_kb": "<= 512"},
             measure={"threads": 1},
             source="ST DS12110 (STM32H743xI datasheet): 2 MB flash, 1 MB RAM; half of each for "
             "the model",
+            runtimes=("tflite-micro",),
         ),
         DeviceProfile(
             "cortex-a53",
@@ -53,6 +59,7 @@ DEVICES: dict[str, DeviceProfile] = {
             source="Raspberry Pi 3 B product brief (4x A53 1.2 GHz, 1 GB LPDDR2). Latency: a "
             "30 fps camera leaves 33 ms per frame; assuming one A53 core is ~8x slower than one "
             "server x86 core, that is ~4 ms here. Memory: an eighth of the RAM for the model.",
+            runtimes=("litert", "onnxruntime"),
         ),
         DeviceProfile(
             "phone-cpu",
@@ -66,6 +73,7 @@ DEVICES: dict[str, DeviceProfile] = {
             source="Arm Cortex-A76 product page; 60 fps UI budget of 16 ms per frame, half of it "
             "for the model, assuming an A76 core about as fast as one server x86 core; "
             "Google Play's guidance to keep on-device ML models in the tens of MB",
+            runtimes=("litert",),
         ),
     ]
 }

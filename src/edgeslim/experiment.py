@@ -12,8 +12,8 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from edgeslim.config import Experiment
 from edgeslim.errors import DoesNotFit, EdgeslimError
 from edgeslim.progress import spinner
 from edgeslim.results import RunFolder, write_atomic
+from edgeslim.runtimes import runtime as engine
 from edgeslim.select import Selection
 
 Say = Callable[[str], None]
@@ -142,8 +143,9 @@ class Runner:
         )
 
     # --- candidates ---------------------------------------------------------------------
-    def spec_hash(self, recipe: list[dict[str, Any]]) -> str:
-        return digest({"recipe": recipe, "baseline": self.key, "measure": self.settings.to_dict()})
+    def spec_hash(self, recipe: list[dict[str, Any]], runtime: str) -> str:
+        settings = replace(self.settings, runtime=runtime)
+        return digest({"recipe": recipe, "baseline": self.key, "measure": settings.to_dict()})
 
     def done(self, name: str, spec: str, previous: dict[str, dict[str, Any]]) -> bool:
         record = previous.get(name)
@@ -151,13 +153,21 @@ class Runner:
             return False
         return record.get("status") != "failed" or not self.retry_failed
 
-    def measure_and_record(self, candidate, spec: str, started: float) -> dict[str, Any]:
+    def measure_and_record(
+        self, candidate, name: str, runtime: str, spec: str, started: float
+    ) -> dict[str, Any]:
         from edgeslim.measure import measure
 
-        record: dict[str, Any] = {"name": candidate.name, "spec_hash": spec}
+        record: dict[str, Any] = {
+            "name": name,
+            "candidate": candidate.name,
+            "runtime": runtime,
+            "spec_hash": spec,
+        }
         measure_start = time.perf_counter()
+        settings = replace(self.settings, runtime=runtime)
         try:
-            metrics = self.timed("measure", lambda: measure(candidate, self.data, self.settings))
+            metrics = self.timed("measure", lambda: measure(candidate, self.data, settings))
             status = "does-not-fit" if metrics.get("does_not_fit") else "ok"
             record.update(status=status, **metrics)
         except DoesNotFit as exc:
@@ -187,11 +197,13 @@ class Runner:
         )
 
     def failure(
-        self, name: str, spec: str, recipe: list, stage: str, exc: BaseException
+        self, name: str, runtime: str, spec: str, recipe: list, stage: str, exc: BaseException
     ) -> dict[str, Any]:
         expected = isinstance(exc, EdgeslimError)
         return {
-            "name": name,
+            "name": self.experiment.record_name(name, runtime),
+            "candidate": name,
+            "runtime": runtime,
             "spec_hash": spec,
             "recipe": recipe,
             "status": "failed",
@@ -209,14 +221,18 @@ class Runner:
         self.base = self.timed("baseline", self.baseline)
 
     def evaluate(
-        self, name: str, recipe: list[dict[str, Any]], plan: list | None, label: str
-    ) -> dict[str, Any]:
-        """Build and measure one candidate; any failure becomes a ``failed`` record."""
+        self,
+        name: str,
+        recipe: list[dict[str, Any]],
+        plan: list | None,
+        label: str,
+        runtimes: list[str],
+    ) -> Iterator[dict[str, Any]]:
+        """Build one candidate, then measure it on each runtime; any failure becomes a
+        ``failed`` record (a build failure, one for each runtime)."""
         from edgeslim.export import export
 
-        spec = self.spec_hash(recipe)
         started = time.perf_counter()
-        stage = "build"
         try:
             if plan is None:  # the baseline itself
                 candidate = self.base
@@ -227,13 +243,35 @@ class Runner:
             else:
                 self.say(f"{label}: building ({' -> '.join(next(iter(s)) for s in recipe)})")
                 candidate = self.build(self.base, name, plan)
-            stage = "measure"
-            with spinner(f"{label}: measuring in a fresh process", self.show_progress):
-                return self.measure_and_record(candidate, spec, started)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # one candidate failing must not stop the others
-            return jsonable(self.failure(name, spec, recipe, stage, exc))
+            for runtime in runtimes:
+                spec = self.spec_hash(recipe, runtime)
+                yield jsonable(self.failure(name, runtime, spec, recipe, "build", exc))
+            return
+        for runtime in runtimes:
+            spec = self.spec_hash(recipe, runtime)
+            record_name = self.experiment.record_name(name, runtime)
+            try:
+                where = f" on {runtime}" if len(self.experiment.runtimes) > 1 else ""
+                with spinner(f"{label}: measuring{where} in a fresh process", self.show_progress):
+                    yield self.measure_and_record(candidate, record_name, runtime, spec, started)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:
+                yield jsonable(self.failure(name, runtime, spec, recipe, "measure", exc))
+            started = time.perf_counter()
+
+    @property
+    def runtime(self) -> str:
+        return self.experiment.runtimes[0]
+
+    def evaluate_one(
+        self, name: str, recipe: list[dict[str, Any]], plan: list | None, label: str
+    ) -> dict[str, Any]:
+        """Build and measure on the experiment's one runtime (a search trial)."""
+        return next(self.evaluate(name, recipe, plan, label, [self.runtime]))
 
     def run(self) -> RunOutcome:
         from edgeslim.compress.pipeline import validate
@@ -241,6 +279,8 @@ class Runner:
         write_atomic(
             self.folder.path / "experiment.json", json.dumps(self.experiment.to_dict(), indent=2)
         )
+        for runtime in self.experiment.runtimes:  # a missing runtime fails before any work
+            engine(runtime).check_available()
         self.prepare()
         # every recipe is checked against the real model before any candidate's work starts
         plans = {
@@ -255,13 +295,20 @@ class Runner:
         ]
         for number, (name, recipe, plan) in enumerate(work, start=1):
             label = f"[{number}/{len(work)}] {name}"
-            if self.done(name, self.spec_hash(recipe), previous):
-                self.say(f"{label}: already {previous[name]['status']}, kept")
+            pending = []
+            for runtime in self.experiment.runtimes:
+                record_name = self.experiment.record_name(name, runtime)
+                if self.done(record_name, self.spec_hash(recipe, runtime), previous):
+                    kept = previous[record_name]["status"]
+                    self.say(f"{label}: already {kept}{at(record_name, name)}, kept")
+                else:
+                    pending.append(runtime)
+            if not pending:
                 continue
-            record = self.evaluate(name, recipe, plan, label)
-            self.folder.append(record)
-            redone.append(name)
-            self.say(f"{label}: {describe(record)}")
+            for record in self.evaluate(name, recipe, plan, label, pending):
+                self.folder.append(record)
+                redone.append(record["name"])
+                self.say(f"{label}: {describe(record)}{at(record['name'], name)}")
         return self.finish(redone)
 
     def finish(self, redone: list[str]) -> RunOutcome:
@@ -273,6 +320,11 @@ class Runner:
         )
         write_atomic(self.folder.path / "timings.json", json.dumps(self.timings, indent=2))
         return RunOutcome(self.folder, kept, selection, reports, dict(self.timings), redone)
+
+
+def at(record_name: str, candidate: str) -> str:
+    """`` on litert`` for a record that is one of several runtimes' (``int8@litert``)."""
+    return f" on {record_name.partition('@')[2]}" if record_name != candidate else ""
 
 
 def describe(record: dict[str, Any]) -> str:

@@ -196,9 +196,9 @@ class Trials:
         try:
             plan = validate(self.runner.base, recipe, self.runner.data, name)
         except ConfigError as exc:  # a sampled combination the model cannot take
-            record = self.runner.failure(name, "", recipe, "validate", exc)
+            record = self.runner.failure(name, self.runner.runtime, "", recipe, "validate", exc)
         else:
-            record = self.runner.evaluate(name, recipe, plan, label)
+            record = self.runner.evaluate_one(name, recipe, plan, label)
         record.update(
             trial=trial.number,
             params=trial.params,
@@ -339,7 +339,7 @@ def remeasure_front(runner: Runner, experiment: Experiment, say: Say) -> list[st
         say(f"{record['name']}: measured on {host}; re-measuring on {here}")
         recipe = record["requested"]
         plan = validate(runner.base, recipe, runner.data, record["name"])
-        fresh = runner.evaluate(record["name"], recipe, plan, record["name"])
+        fresh = runner.evaluate_one(record["name"], recipe, plan, record["name"])
         elsewhere = {k: v for k, v in record.items() if k.startswith(("latency_", "throughput"))}
         fresh.update(
             trial=record["trial"],
@@ -408,6 +408,11 @@ def run_search(
         raise ConfigError("the experiment has no search: section (space, trials, ...)")
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if len(experiment.runtimes) > 1:
+        raise ConfigError(
+            f"runtimes: a search measures its trials on one runtime, got {experiment.runtimes}; "
+            "search on one, then `edgeslim run` the front on the others"
+        )
     folder = RunFolder(runs_dir, experiment.config.name)
     with folder.lock():
         folder.create()

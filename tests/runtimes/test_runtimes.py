@@ -1,5 +1,6 @@
-"""Every runtime measures the same model the same way: same accuracy as ONNX Runtime, every
-metric present, a torch-free worker, and a clear error where the runtime is missing."""
+"""Every runtime measures the same candidates the same way: same accuracy as ONNX Runtime,
+every metric present, a torch-free worker, INT8 made by the runtime's own quantizer, and a clear
+error where a runtime is missing or cannot express a step."""
 
 from __future__ import annotations
 
@@ -12,47 +13,103 @@ import numpy as np
 import pytest
 
 import edgeslim as es
-from edgeslim.errors import ConfigError, MissingRuntimeError
+from edgeslim.errors import ConfigError, ExportError, MissingRuntimeError
 from edgeslim.runtimes import RUNTIMES, runtime
 from tests.conftest import QUICK
 
 
-def installed(name: str) -> bool:
+def require(name: str) -> None:
     try:
         RUNTIMES[name].check_available()
     except MissingRuntimeError:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI installs every runtime; {name} is missing")
-        return False
-    return True
+        pytest.skip(f"{name} is not installed")
 
 
 @pytest.fixture(scope="module")
-def reference(small_cnn_onnx, digits):
-    return es.measure(small_cnn_onnx, digits, QUICK)
+def candidates(trained_small_cnn, digits, tmp_path_factory):
+    """The FP32 small CNN and its static INT8 form, each with its PyTorch model and ONNX file."""
+    out = tmp_path_factory.mktemp("runtimes")
+    fp32 = es.export(trained_small_cnn, digits, out)
+    (int8,) = es.compress(
+        fp32, digits, [[{"quantize": {"kind": "static-int8"}}]], out_dir=out, show_progress=False
+    )
+    return {"fp32": fp32, "int8": int8}
+
+
+@pytest.fixture(scope="module")
+def records(candidates, digits):
+    """Each candidate measured on each installed runtime (ONNX Runtime always)."""
+    measured = {}
+    for name, engine in RUNTIMES.items():
+        try:
+            engine.check_available()
+        except MissingRuntimeError:
+            continue
+        for form, candidate in candidates.items():
+            measured[name, form] = es.measure(candidate, digits, replace(QUICK, runtime=name))
+    return measured
 
 
 @pytest.mark.parametrize("name", sorted(RUNTIMES))
-def test_every_runtime_measures_every_metric_like_onnx_runtime(
-    name, small_cnn_onnx, digits, quick, reference
-):
-    if not installed(name):
-        pytest.skip(f"{name} is not installed")
-    record = es.measure(small_cnn_onnx, digits, replace(quick, runtime=name))
-    assert "errors" not in record, record["errors"]
-    assert set(reference) - {"errors"} <= set(record)
-    assert abs(record["accuracy"] - reference["accuracy"]) <= 0.01
-    assert record["latency_p50_ms"] > 0 and record["throughput"] > 0
-    how = record["measured_with"]
-    assert how["runtime"] == name and how["runtime_version"]
-    assert how["torch_loaded_in_worker"] is False
+def test_every_runtime_measures_every_metric_like_onnx_runtime(name, records):
+    require(name)
+    reference = records["onnxruntime", "fp32"]
+    for form in ("fp32", "int8"):
+        record = records[name, form]
+        assert "errors" not in record, record["errors"]
+        assert abs(record["accuracy"] - records["onnxruntime", form]["accuracy"]) <= 0.01
+        assert record["latency_p50_ms"] > 0 and record["throughput"] > 0
+        not_everywhere = {"errors", "activation_sparsity", "activation_sparsity_by_layer"}
+        expected = set(reference) - not_everywhere  # activations: ONNX files only
+        assert expected <= set(record), expected - set(record)
+        how = record["measured_with"]
+        assert how["runtime"] == name and how["runtime_version"]
+        assert how["torch_loaded_in_worker"] is False
+        agreement = record["agreement"]
+        assert agreement["runtime"] == name and agreement["quantized"] == (form == "int8")
+        assert agreement["top1_agreement"] >= 0.9
+
+
+@pytest.mark.parametrize("name", sorted(RUNTIMES))
+def test_int8_by_the_runtimes_own_quantizer_is_at_least_3x_smaller(name, records):
+    require(name)
+    fp32, int8 = records[name, "fp32"], records[name, "int8"]
+    assert fp32["storage_kb"] >= 3 * int8["storage_kb"], (fp32["storage_kb"], int8["storage_kb"])
+    conversion = int8["measured_with"].get("conversion")
+    if not RUNTIMES[name].reads_onnx:  # converted from PyTorch, quantized by its own tool
+        assert conversion["quantize"]["recipe"] == "static_wi8_ai8"
+        assert "ai-edge-quantizer" in conversion["quantizer"]
+        assert int8["measured_with"]["model_file"].endswith(".tflite")
+
+
+def test_tflite_micro_reports_the_smallest_arena_it_runs_in(records, candidates):
+    require("tflite-micro")
+    from edgeslim.runtimes.tflite_micro import ArenaTooSmall, interpreter
+
+    for form in ("fp32", "int8"):
+        record = records["tflite-micro", form]
+        arena = round(record["tensor_arena_kb"] * 1024)
+        model_file = record["measured_with"]["model_file"]
+        runs = interpreter(model_file, arena)
+        sample = np.zeros(runs.get_input_details(0)["shape"], runs.get_input_details(0)["dtype"])
+        runs.set_input(sample, 0)
+        runs.invoke()
+        with pytest.raises(ArenaTooSmall):
+            interpreter(model_file, arena - 1)
+        assert record["measured_with"]["latency_caveat"].startswith("TFLite Micro's portable")
+    # the INT8 model's activations are 8-bit: a much smaller arena than FP32's
+    assert records["tflite-micro", "int8"]["tensor_arena_kb"] < (
+        records["tflite-micro", "fp32"]["tensor_arena_kb"] / 2
+    )
+    assert "tensor_arena_kb" not in records["onnxruntime", "int8"]  # only where it is exact
 
 
 def test_openvino_computes_in_fp32_not_bf16(small_cnn_onnx, digits):
     """Left to its defaults OpenVINO runs bf16 on CPUs that have it: outputs would differ from
     ONNX Runtime's by ~1e-2. In FP32 they agree to float rounding."""
-    if not installed("openvino"):
-        pytest.skip("openvino is not installed")
+    require("openvino")
     x = digits.test.x[:64]
     outputs = {}
     for name in ("onnxruntime", "openvino"):
@@ -62,13 +119,39 @@ def test_openvino_computes_in_fp32_not_bf16(small_cnn_onnx, digits):
     np.testing.assert_allclose(outputs["openvino"], outputs["onnxruntime"], atol=1e-4)
 
 
-def test_a_runtime_that_is_not_installed_names_its_extra(
-    small_cnn_onnx, digits, quick, monkeypatch
-):
+def test_a_step_the_runtime_cannot_express_is_refused_before_any_work(candidates, digits):
+    fp16 = candidates["fp32"].with_step({"quantize": {"kind": "fp16"}})
+    dynamic = candidates["fp32"].with_step({"quantize": {"kind": "dynamic-int8"}})
+    for name, candidate, step in (
+        ("litert", fp16, "quantize fp16"),
+        ("tflite-micro", dynamic, "quantize dynamic-int8"),
+        ("tflite-micro", candidates["fp32"].with_step({"qat": {}}), "qat"),
+    ):
+        with pytest.raises(ConfigError, match=f"runtime '{name}' cannot express the step '{step}'"):
+            RUNTIMES[name].check_recipe(candidate.recipe)
+
+
+def test_an_artifact_that_disagrees_with_pytorch_fails_with_the_figures(candidates, digits):
+    import torch
+
+    other = es.models.build("small-cnn", digits.spec)  # untrained: not what the file holds
+    torch.manual_seed(1)
+    wrong = candidates["fp32"].replace(model=other)
+    with pytest.raises(ExportError, match=r"differ from PyTorch's by up to .*top-1 agreement"):
+        es.measure(wrong, digits, QUICK)
+
+
+def test_a_runtime_that_is_not_installed_names_its_extra(small_cnn_onnx, digits, monkeypatch):
     absent = replace(RUNTIMES["openvino"], name="absent", package="edgeslim_absent_runtime")
     monkeypatch.setitem(RUNTIMES, "absent", absent)
     with pytest.raises(MissingRuntimeError, match=r'pip install "edgeslim\[openvino\]"'):
-        es.measure(small_cnn_onnx, digits, replace(quick, runtime="absent"))
+        es.measure(small_cnn_onnx, digits, replace(QUICK, runtime="absent"))
+
+
+def test_a_converting_runtime_needs_the_pytorch_model(small_cnn_onnx, digits):
+    require("litert")
+    with pytest.raises(ConfigError, match="converts from the PyTorch model"):
+        es.measure(small_cnn_onnx, digits, replace(QUICK, runtime="litert"))
 
 
 def test_an_unknown_runtime_is_a_config_error_everywhere(small_cnn_onnx):

@@ -24,7 +24,7 @@ import numpy as np
 
 from edgeslim.candidate import Candidate
 from edgeslim.data.bundle import Dataset
-from edgeslim.errors import DataError, DoesNotFit, MeasurementError
+from edgeslim.errors import ConfigError, DataError, DoesNotFit, MeasurementError
 
 # every family registers on import; this order is the order of DESIGN.md's metric table
 from edgeslim.measure import (  # noqa: F401
@@ -39,7 +39,7 @@ from edgeslim.measure import (  # noqa: F401
 from edgeslim.measure.graph import GraphSummary, expose_activations, summarize
 from edgeslim.measure.registry import families
 from edgeslim.measure.settings import MeasureSettings
-from edgeslim.runtimes import runtime
+from edgeslim.runtimes import Runtime, runtime
 
 
 def cpu_model() -> str:
@@ -135,6 +135,37 @@ def run_worker(request: dict, work: Path, timeout_s: float) -> dict:
     return json.loads(result_path.read_text())
 
 
+def torch_model(target: Candidate | str | Path | Any) -> Any:
+    """The PyTorch model behind ``target``, if there is one (an ONNX file has none)."""
+    if isinstance(target, Candidate):
+        return target.model
+    return None if isinstance(target, (str, Path)) else target
+
+
+def runtime_artifact(
+    engine: Runtime,
+    target: Candidate | str | Path | Any,
+    onnx_path: Path,
+    data: Dataset,
+    work: Path,
+) -> tuple[Path, dict | None]:
+    """The file the runtime loads: the ONNX file itself, or the runtime's own format made by
+    its converter (kept beside the candidate's ONNX file, else in the work folder)."""
+    if engine.reads_onnx:
+        return onnx_path, None
+    import importlib
+
+    if isinstance(target, (str, Path)):
+        raise ConfigError(
+            f"{target}: runtime {engine.name!r} converts from the PyTorch model; give a "
+            "Candidate, an nn.Module, a zoo name or package.module:function, not an ONNX file"
+        )
+    candidate = target if isinstance(target, Candidate) else Candidate("model", model=target)
+    keep = Path(candidate.artifact).parent if candidate.artifact else work
+    converter = importlib.import_module(engine.converter)
+    return converter.convert(candidate, data, engine, keep)
+
+
 def check_result(result: dict, path: Path, data: Dataset, settings: MeasureSettings) -> None:
     """A model the runtime refused, or whose outputs are not one score per class, has no
     metrics worth keeping: say why instead of recording empty or wrong figures."""
@@ -169,21 +200,36 @@ def measure(
     engine.check_available()
     with tempfile.TemporaryDirectory(prefix="edgeslim-measure-") as tmp:
         work = Path(tmp)
-        path = resolve_artifact(target, data, work)
-        engine.check_format(str(path))
+        path = resolve_artifact(target, data, work)  # ONNX: the graph metrics read it
         summary = summarize(path, data.spec.input_shape)
         check_fits(summary, data)
+        runtime_file, conversion = runtime_artifact(engine, target, path, data, work)
+        engine.check_format(str(runtime_file))
+        summary.artifact = runtime_file  # storage is the bytes the runtime loads
         record: dict[str, Any] = {}
         for fam in families("graph"):
             record.update(fam.fn(summary))
+        model = torch_model(target)
+        if model is not None:
+            from edgeslim.runtimes.agreement import check_agreement, quantized
+
+            recipe = target.recipe if isinstance(target, Candidate) else ()
+            record["agreement"] = check_agreement(
+                engine, str(runtime_file), model, data.test.x, quantized(recipe)
+            )
         names = [n for n in summary.activation_inputs if n != summary.input_name]
-        exposed = expose_activations(path, work / "activations.onnx", names) if names else []
+        exposed = (
+            expose_activations(path, work / "activations.onnx", names)
+            if names and engine.reads_onnx
+            else []
+        )
         np.savez(work / "data.npz", x=data.test.x, y=data.test.y)
         request = {
-            "model": str(path.resolve()),
+            "model": str(runtime_file.resolve()),
             "data": str(work / "data.npz"),
             "activations_model": str(work / "activations.onnx") if exposed else None,
-            "activation_names": exposed,
+            # None: this runtime's file cannot expose its activations (not measured there)
+            "activation_names": exposed if engine.reads_onnx else None,
             "settings": settings.to_dict(),
             "result": str(work / "result.json"),
         }
@@ -199,8 +245,11 @@ def measure(
         )
     record["measured_with"] = {
         **result["info"],
+        **({"conversion": conversion} if conversion else {}),
+        **({"latency_caveat": engine.latency_caveat} if engine.latency_caveat else {}),
         "settings": settings.to_dict(),
-        "model_file": str(path),
+        "model_file": str(runtime_file),
+        "graph_file": str(path),
         "opsets": summary.opsets,
         "data": data.source,
         "test_samples": len(data.test),

@@ -88,3 +88,22 @@ def activation_memory(summary: GraphSummary) -> dict:
     from edgeslim.measure.graph import activation_peak_bytes
 
     return {"activation_memory_kb": activation_peak_bytes(summary) / KB}
+
+
+@family(
+    "tensor_arena",
+    "runtime",
+    [
+        (
+            "tensor_arena_kb",
+            "KB",
+            "lower",
+            "the smallest tensor arena the runtime runs the model in, exact (TFLite Micro)",
+        ),
+    ],
+    order=45,
+)
+def tensor_arena(ctx: RuntimeContext) -> dict:
+    """Only runtimes that plan their memory up front can tell; the others leave it out."""
+    arena = getattr(ctx.loaded or ctx.session(), "arena_bytes", None)
+    return {} if arena is None else {"tensor_arena_kb": arena / KB}

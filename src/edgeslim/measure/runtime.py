@@ -17,8 +17,9 @@ class RuntimeContext:
     y: np.ndarray
     settings: dict  # MeasureSettings as a dict
     activations_path: str | None = None  # the model with layer inputs exposed as outputs
-    activation_names: list[str] = field(default_factory=list)
+    activation_names: list[str] | None = field(default_factory=list)  # None: not measurable
     info: dict = field(default_factory=dict)  # how things were measured, filled by families
+    loaded: Session | None = None  # the session the worker's first-run check loaded
 
     def session(self, path: str | None = None) -> Session:
         """The model (or ``path``) loaded on the configured runtime and thread count."""

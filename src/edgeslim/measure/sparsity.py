@@ -47,6 +47,9 @@ def weight_sparsity(summary: GraphSummary) -> dict:
     order=40,
 )
 def activation_sparsity(ctx: RuntimeContext) -> dict:
+    if ctx.activation_names is None:  # the runtime's file cannot expose its activations
+        ctx.info["activation_sparsity"] = "not measured: this runtime's file format"
+        return {}
     if not ctx.activations_path or not ctx.activation_names:
         return {"activation_sparsity": 0.0, "activation_sparsity_by_layer": {}}
     session = ctx.session(ctx.activations_path)

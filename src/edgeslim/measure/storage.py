@@ -28,11 +28,11 @@ def artifact_files(path: Path) -> list[Path]:
     "storage",
     "graph",
     [
-        ("storage_kb", "KB", "lower", "bytes of the model file(s) on disk / 1024"),
+        ("storage_kb", "KB", "lower", "bytes of the file(s) the runtime loads / 1024"),
         ("storage_compressed_kb", "KB", "lower", f"bytes after {COMPRESSOR} / 1024"),
     ],
 )
 def storage(summary: GraphSummary) -> dict:
-    raw = b"".join(p.read_bytes() for p in artifact_files(summary.path))
+    raw = b"".join(p.read_bytes() for p in artifact_files(summary.artifact or summary.path))
     compressed = gzip.compress(raw, compresslevel=9, mtime=0)
     return {"storage_kb": len(raw) / KB, "storage_compressed_kb": len(compressed) / KB}

@@ -64,7 +64,7 @@ def check_runs(ctx) -> str | None:
     """Load the model and run one sample before anything is timed: a runtime that refuses the
     model fails the measurement with its own words, and the output shape goes to the parent."""
     try:
-        session = ctx.session()
+        session = ctx.loaded = ctx.session()
         feed = {session.input_name: next(ctx.batches(session, ctx.x[:1]))[0]}
         ctx.info["output_shape"] = list(session.run(None, feed)[0].shape)
     except Exception as exc:

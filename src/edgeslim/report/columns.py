@@ -14,6 +14,8 @@ MAIN = (
     "latency_p95_ms",
     "throughput",
     "peak_memory_mb",
+    "activation_memory_kb",
+    "tensor_arena_kb",
     "storage_kb",
     "storage_compressed_kb",
     "weight_sparsity",
@@ -60,25 +62,33 @@ def recipe_text(record: dict[str, Any]) -> str:
 
 
 def how_measured(records: list[dict[str, Any]]) -> list[str]:
-    """One line per fact about the measurement, from the first measured record."""
-    for record in records:
-        how = record.get("measured_with")
-        if how:
-            s = how.get("settings", {})
-            details = how.get("runtime_details") or {"provider": how.get("provider")}
-            lines = [
-                f"runtime: {how.get('runtime')} {how.get('runtime_version')} "
-                f"({', '.join(f'{k} {v}' for k, v in details.items())}), "
-                "in a fresh process per candidate",
-                f"threads: {s.get('threads')}, pinned to cores {how.get('cores')}"
-                + (f", memory cap {s['memory_limit_mb']:g} MB" if s.get("memory_limit_mb") else ""),
-                f"latency: batch 1, {s.get('warmup_runs')} warm-up runs, "
-                f"{how.get('latency_runs')} timed runs (cap {s.get('max_seconds')} s)",
-                f"throughput: best of batch sizes {s.get('batch_sizes')}",
-                f"accuracy: {how.get('test_samples')} test samples of {how.get('data')}",
-                f"storage: file bytes; compressed with {how.get('storage_compressor')}",
-                f"energy (estimate): {how.get('energy_table')}",
-                f"host: {how.get('host')}, cpu: {how.get('cpu')}, {how.get('os')}",
-            ]
-            return lines
-    return ["no candidate was measured"]
+    """One line per fact about the measurement, from the first measured record, and one per
+    runtime the records were measured on."""
+    measured = [r["measured_with"] for r in records if r.get("measured_with")]
+    if not measured:
+        return ["no candidate was measured"]
+    runtimes: dict[str, str] = {}
+    for how in measured:
+        details = how.get("runtime_details") or {"provider": how.get("provider")}
+        line = (
+            f"runtime: {how.get('runtime')} {how.get('runtime_version')} "
+            f"({', '.join(f'{k} {v}' for k, v in details.items())}), "
+            "in a fresh process per candidate"
+        )
+        if how.get("latency_caveat"):
+            line += f"; latency caveat: {how['latency_caveat']}"
+        runtimes.setdefault(str(how.get("runtime")), line)
+    how = measured[0]
+    s = how.get("settings", {})
+    return [
+        *runtimes.values(),
+        f"threads: {s.get('threads')}, pinned to cores {how.get('cores')}"
+        + (f", memory cap {s['memory_limit_mb']:g} MB" if s.get("memory_limit_mb") else ""),
+        f"latency: batch 1, {s.get('warmup_runs')} warm-up runs, "
+        f"{how.get('latency_runs')} timed runs (cap {s.get('max_seconds')} s)",
+        f"throughput: best of batch sizes {s.get('batch_sizes')}",
+        f"accuracy: {how.get('test_samples')} test samples of {how.get('data')}",
+        f"storage: file bytes; compressed with {how.get('storage_compressor')}",
+        f"energy (estimate): {how.get('energy_table')}",
+        f"host: {how.get('host')}, cpu: {how.get('cpu')}, {how.get('os')}",
+    ]

@@ -14,6 +14,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from edgeslim.report.columns import fmt, how_measured, label, recipe_text, scalar_metrics
+from edgeslim.report.runtimes import runtimes_in, same_candidate_table, unshown_savings
 from edgeslim.select import Objective, Selection, hypervolume_history, pareto_ranks
 
 if TYPE_CHECKING:
@@ -245,6 +246,32 @@ def table_html(records: list[dict[str, Any]], selection: Selection, metrics: lis
     )
 
 
+def runtimes_html(records: list[dict[str, Any]], selection: Selection) -> str:
+    """The same candidate on every runtime (when there are several), and the savings a
+    runtime did not show."""
+    parts = []
+    if len(runtimes_in(records)) > 1:
+        header, rows = same_candidate_table(records, selection)
+        head = "".join(f"<th>{esc(h)}</th>" for h in header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows
+        )
+        parts.append(
+            "<h2>The same candidate on every runtime</h2><p class='muted'>accuracy · p95 "
+            "latency · storage · memory (the exact tensor arena where the runtime reports one); "
+            "◆ on that runtime's own Pareto front.</p>"
+            f"<div class='scroll'><table id='runtimes'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></div>"
+        )
+    flags = unshown_savings(records)
+    if flags:
+        items = "".join(
+            f"<li><b>{esc(name)}</b>: {esc('; '.join(found))}</li>" for name, found in flags.items()
+        )
+        parts.append(f"<h2>Savings the runtime did not show</h2><ul id='unshown'>{items}</ul>")
+    return "".join(parts)
+
+
 def render_html(records: list[dict[str, Any]], selection: Selection, experiment: Experiment) -> str:
     config = experiment.config
     metrics = scalar_metrics(records)
@@ -292,6 +319,7 @@ Objectives (first is optimised): {esc(", ".join(objective_names))}.</p>
 <p class="muted">Click a column to sort. ✓ fits the budget; the highlighted row is recommended.
 Pareto rank 1 is the front over the objectives.</p>
 <div class="scroll">{table_html(records, selection, metrics)}</div>
+{runtimes_html(records, selection)}
 {f"<h2>Failed candidates</h2><ul>{failures}</ul>" if failed else ""}
 <h2>Recommended model, layer by layer</h2>
 <div class="plot">{layer_plot(selection.recommended)}</div>

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from edgeslim.report.columns import MAIN, fmt, how_measured, recipe_text
+from edgeslim.report.runtimes import runtimes_in, same_candidate_table, unshown_savings
 from edgeslim.select import Selection
 
 if TYPE_CHECKING:
@@ -57,6 +58,19 @@ def render_markdown(
             ]
         )
     lines += markdown_table(["candidate", "status", "rank", *metrics, "recipe"], rows)
+    if len(runtimes_in(records)) > 1:
+        header, table = same_candidate_table(records, selection)
+        lines += ["", "## The same candidate on every runtime", ""]
+        lines += [
+            "accuracy · p95 latency · storage · memory (the exact tensor arena where the runtime "
+            "reports one); ◆ on that runtime's own Pareto front.",
+            "",
+        ]
+        lines += markdown_table(header, table)
+    flags = unshown_savings(records)
+    if flags:
+        lines += ["", "## Savings the runtime did not show", ""]
+        lines += [f"- **{name}**: {'; '.join(found)}" for name, found in flags.items()]
     failed = [r for r in records if r.get("status") in ("failed", "does-not-fit")]
     if failed:
         lines += ["", "## Failed or not fitting", ""]

@@ -37,6 +37,17 @@ class Runtime:
     formats: tuple[str, ...]  # file suffixes it reads
     module: str  # where ``load`` and ``version`` live (imported in the worker only)
     description: str
+    # host side, for runtimes that do not read ONNX: the module whose ``convert(candidate,
+    # data, runtime, out_dir)`` writes the runtime's file with its own converter and quantizer
+    converter: str | None = None
+    # the quantize kinds its own quantizer expresses (None: every kind, on the ONNX file)
+    quantize_kinds: tuple[str, ...] | None = None
+    # where the latency figures are not what the device would show, why
+    latency_caveat: str = ""
+
+    @property
+    def reads_onnx(self) -> bool:
+        return ".onnx" in self.formats
 
     def missing(self) -> MissingRuntimeError:
         return MissingRuntimeError(
@@ -70,6 +81,21 @@ class Runtime:
         if importlib.util.find_spec(self.package) is None:
             raise self.missing()
 
+    def check_recipe(self, recipe: Sequence[dict], where: str = "candidate") -> None:
+        """A quantize step this runtime's own quantizer cannot express, or a QAT model it
+        cannot convert, is a ConfigError before any work is done."""
+        if self.reads_onnx:
+            return
+        for step in recipe:
+            ((key, settings),) = step.items()
+            kind = (settings or {}).get("kind")
+            if key == "qat" or (key == "quantize" and kind not in (self.quantize_kinds or ())):
+                name = "qat" if key == "qat" else f"quantize {kind}"
+                raise ConfigError(
+                    f"{where}: runtime {self.name!r} cannot express the step {name!r}; "
+                    f"its quantizer does {', '.join(self.quantize_kinds or ()) or 'nothing'}"
+                )
+
     def check_format(self, path: str) -> None:
         if not path.lower().endswith(self.formats):
             raise ConfigError(
@@ -95,6 +121,29 @@ RUNTIMES: dict[str, Runtime] = {
             formats=(".onnx",),
             module="edgeslim.runtimes.openvino",
             description="OpenVINO on the CPU plug-in, FP32 inference precision",
+        ),
+        Runtime(
+            "litert",
+            package="ai_edge_litert",
+            extra="litert",
+            formats=(".tflite",),
+            module="edgeslim.runtimes.litert",
+            description="LiteRT (TensorFlow Lite) interpreter with its default XNNPACK delegate",
+            converter="edgeslim.runtimes.tflite_convert",
+            quantize_kinds=("static-int8", "dynamic-int8", "weight-int8", "weight-int4"),
+        ),
+        Runtime(
+            "tflite-micro",
+            package="tflite_micro",
+            extra="tflite-micro",
+            formats=(".tflite",),
+            module="edgeslim.runtimes.tflite_micro",
+            description="TFLite Micro's interpreter (the microcontroller runtime), run on the host",
+            converter="edgeslim.runtimes.tflite_convert",
+            # TFLite Micro runs full-integer or float models; hybrid (dynamic) kernels are absent
+            quantize_kinds=("static-int8", "weight-int8"),
+            latency_caveat="TFLite Micro's portable reference kernels on this host's CPU: not "
+            "the speed of a microcontroller, nor of optimised (CMSIS-NN) kernels",
         ),
     )
 }

@@ -1,0 +1,117 @@
+"""Runtime as a dimension of the report: the same candidate on every runtime, each runtime's
+own Pareto front, and the savings a runtime did not turn into speed or memory.
+
+That last flag answers the complaint users file most against compression tools: "I pruned
+half the MACs and it is no faster" or "the file is 4x smaller and it uses as much RAM".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgeslim.report.columns import fmt
+from edgeslim.select import Selection, select
+
+Record = dict[str, Any]
+
+# a saving counts from this ratio on; the runtime shows it if the figure moves by 5% or more
+SAVING = 1.2
+SHOWN = 0.95
+
+
+def runtime_of(record: Record) -> str:
+    return record.get("runtime") or record.get("measured_with", {}).get("runtime", "onnxruntime")
+
+
+def candidate_of(record: Record) -> str:
+    return record.get("candidate") or record["name"]
+
+
+def runtimes_in(records: list[Record]) -> list[str]:
+    return list(dict.fromkeys(runtime_of(r) for r in records))
+
+
+def memory_metric(record: Record, baseline: Record) -> str:
+    """The exact arena where the runtime reports one, else the process's peak RSS."""
+    return (
+        "tensor_arena_kb"
+        if "tensor_arena_kb" in record and "tensor_arena_kb" in baseline
+        else ("peak_memory_mb")
+    )
+
+
+def unshown_savings(records: list[Record]) -> dict[str, list[str]]:
+    """Record name -> what its compression saved on paper but not on its runtime, against the
+    baseline measured on the same runtime."""
+    baselines = {
+        runtime_of(r): r
+        for r in records
+        if candidate_of(r) == "baseline" and r.get("status", "ok") == "ok"
+    }
+    flags: dict[str, list[str]] = {}
+    for r in records:
+        base = baselines.get(runtime_of(r))
+        if base is None or r is base or r.get("status", "ok") != "ok":
+            continue
+        found = []
+        if ratio(base, r, "macs") >= SAVING and ratio(base, r, "latency_p50_ms") < 1 / SHOWN:
+            found.append(
+                f"{ratio(base, r, 'macs'):.1f}x fewer MACs but not faster on {runtime_of(r)}"
+            )
+        memory = memory_metric(r, base)
+        if ratio(base, r, "storage_kb") >= SAVING and ratio(base, r, memory) < 1 / SHOWN:
+            found.append(
+                f"{ratio(base, r, 'storage_kb'):.1f}x smaller file but no less RAM ({memory}) "
+                f"on {runtime_of(r)}"
+            )
+        if found:
+            flags[r["name"]] = found
+    return flags
+
+
+def ratio(base: Record, record: Record, metric: str) -> float:
+    """How many times smaller ``record``'s figure is than the baseline's (1.0 if unknown)."""
+    mine, theirs = record.get(metric), base.get(metric)
+    if not isinstance(mine, (int, float)) or not isinstance(theirs, (int, float)) or mine <= 0:
+        return 1.0
+    return theirs / mine
+
+
+def fronts(records: list[Record], selection: Selection) -> dict[str, set[str]]:
+    """Runtime -> the record names on that runtime's own Pareto front."""
+    objectives = [o.metric for o in selection.objectives]
+    by_runtime: dict[str, set[str]] = {}
+    for runtime in runtimes_in(records):
+        mine = [r for r in records if runtime_of(r) == runtime]
+        ranks = select(mine, selection.budget, objectives=objectives).ranks
+        by_runtime[runtime] = {name for name, rank in ranks.items() if rank == 1}
+    return by_runtime
+
+
+def same_candidate_table(
+    records: list[Record], selection: Selection
+) -> tuple[list[str], list[list[str]]]:
+    """Rows: candidates; columns: each runtime's accuracy, p95 latency, storage and memory
+    (the exact arena where there is one). ◆ marks a point on its runtime's own front."""
+    runtimes = runtimes_in(records)
+    on_front = fronts(records, selection)
+    cells: dict[str, dict[str, str]] = {}
+    for r in records:
+        runtime = runtime_of(r)
+        if r.get("status", "ok") != "ok":
+            text = r.get("status", "failed")
+        else:
+            memory = "tensor_arena_kb" if "tensor_arena_kb" in r else "peak_memory_mb"
+            unit = "KB arena" if memory == "tensor_arena_kb" else "MB peak"
+            text = (
+                f"{fmt(r.get('accuracy'), 'accuracy')} · "
+                f"{fmt(r.get('latency_p95_ms'), 'latency_p95_ms')} ms · "
+                f"{fmt(r.get('storage_kb'), 'storage_kb')} KB · "
+                f"{fmt(r.get(memory), memory)} {unit}"
+            )
+            if r["name"] in on_front.get(runtime, set()):
+                text = "◆ " + text
+        cells.setdefault(candidate_of(r), {})[runtime] = text
+    header = ["candidate", *runtimes]
+    rows = [[name, *(row.get(rt, "–") for rt in runtimes)] for name, row in cells.items()]
+    return header, rows

@@ -1,0 +1,71 @@
+"""Does the runtime's file compute what the PyTorch model computes? Checked on real samples
+after every conversion, on the runtime itself, before anything is timed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgeslim.errors import ExportError
+from edgeslim.runtimes.tflite_io import c_output
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from edgeslim.runtimes.registry import Runtime
+
+SAMPLES = 128
+FLOAT_TOLERANCE = 1e-3  # max abs diff, relative to the largest output
+MIN_TOP1_AGREEMENT = 0.9  # for quantized files: the same class as PyTorch on 9 samples in 10
+
+
+def quantized(recipe: tuple | list) -> bool:
+    return any("quantize" in step or "qat" in step for step in recipe)
+
+
+def check_agreement(
+    engine: Runtime, path: str, model: nn.Module, x: np.ndarray, is_quantized: bool
+) -> dict[str, Any]:
+    """Max abs diff and top-1 agreement against PyTorch; an ExportError with both figures
+    when a float file is off by more than FLOAT_TOLERANCE, or a quantized one agrees on fewer
+    than MIN_TOP1_AGREEMENT of the samples."""
+    import torch
+
+    x = x[:SAMPLES]
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x)).numpy()
+    loaded = []
+    c_output(lambda: loaded.append(engine.load(path, 1)))  # runtimes' start-up notes
+    session = loaded[0]
+    fixed = session.input_shape[0] if session.input_shape else None
+    step = fixed if isinstance(fixed, int) and fixed > 0 else len(x)
+    got = np.concatenate(
+        [
+            session.run(None, {session.input_name: x[i : i + step]})[0]
+            for i in range(0, len(x), step)
+        ]
+    )[: len(x)]
+    diff = float(np.abs(got.astype(np.float32) - expected).max())
+    top1 = float((got.argmax(1) == expected.argmax(1)).mean())
+    figures = {
+        "runtime": engine.name,
+        "samples": len(x),
+        "max_abs_diff": diff,
+        "top1_agreement": top1,
+        "quantized": is_quantized,
+    }
+    scale = max(1.0, float(np.abs(expected).max()))
+    if is_quantized and top1 < MIN_TOP1_AGREEMENT:
+        raise ExportError(
+            f"{path}: {engine.name} agrees with PyTorch on the top class of {top1:.1%} of "
+            f"{len(x)} samples (max abs diff {diff:.3g}); at least {MIN_TOP1_AGREEMENT:.0%} "
+            "expected"
+        )
+    if not is_quantized and diff > FLOAT_TOLERANCE * scale:
+        raise ExportError(
+            f"{path}: {engine.name}'s outputs differ from PyTorch's by up to {diff:.3g} "
+            f"(top-1 agreement {top1:.1%} on {len(x)} samples); at most "
+            f"{FLOAT_TOLERANCE * scale:.3g} expected"
+        )
+    return figures

@@ -1,0 +1,128 @@
+"""Host side of the LiteRT and TFLite Micro runtimes: the candidate's PyTorch model converted
+by litert-torch (Google's PyTorch-to-LiteRT converter), then quantized by ai-edge-quantizer,
+LiteRT's own quantizer, following the candidate's quantize step.
+
+Pruning, distillation and fine-tuning happen in PyTorch, so the converted model carries them;
+the quantize step is re-expressed with the runtime's tool instead of ONNX Runtime's, since a
+runtime runs best what its own quantizer made.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgeslim.errors import ConfigError, MissingRuntimeError
+from edgeslim.runtimes.tflite_io import c_output
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from edgeslim.data.bundle import Dataset
+    from edgeslim.runtimes.registry import Runtime
+
+# edgeslim's quantize kinds -> ai-edge-quantizer's recipes
+RECIPES = {
+    "static-int8": "static_wi8_ai8",
+    "dynamic-int8": "dynamic_wi8_afp32",
+    "weight-int8": "weight_only_wi8_afp32",
+    "weight-int4": "weight_only_wi4_afp32",
+}
+CALIBRATION_SAMPLES = 300  # as the ONNX Runtime step's default
+
+
+def require() -> None:
+    """Import the converter (it prints torchao's and torch's start-up warnings from C++ and
+    Python alike), or say which extra installs it."""
+    failed: list[ImportError] = []
+
+    def load() -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import ai_edge_quantizer  # noqa: F401
+                import litert_torch  # noqa: F401
+        except ImportError as exc:
+            failed.append(exc)
+
+    c_output(load)
+    if failed:
+        exc = failed[0]
+        raise MissingRuntimeError(
+            "converting to .tflite needs litert-torch and ai-edge-quantizer: "
+            f'pip install "edgeslim[litert]" ({exc})'
+        ) from exc
+
+
+def export_float(model: nn.Module, sample: Any, path: Path) -> None:
+    import litert_torch
+
+    from edgeslim.progress import quiet
+
+    with quiet("litert_torch", "absl", "torch.export"):
+        c_output(lambda: litert_torch.convert(model.eval(), (sample,)).export(str(path)))
+
+
+def quantize(source: Path, target: Path, kind: str, settings: dict, data: Dataset) -> dict:
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import quantizer, recipe
+
+    from edgeslim.compress.quantize import calibration_set
+    from edgeslim.progress import quiet
+
+    chosen = RECIPES[kind]
+    tool = quantizer.Quantizer(str(source), getattr(recipe, chosen)())
+    info: dict[str, Any] = {"recipe": chosen}
+    calibrations: list[Any] = []
+    if tool.need_calibration:
+        signatures = Interpreter(model_path=str(source)).get_signature_list()
+        key = next(iter(signatures))
+        name = signatures[key]["inputs"][0]
+        samples = settings.get("calibration_samples") or CALIBRATION_SAMPLES
+        x = calibration_set(data, samples, settings.get("seed", 0))
+        info["calibration_samples"] = len(x)
+        feed = {key: [{name: x[i : i + 1]} for i in range(len(x))]}
+        with quiet("absl"):  # its progress bar goes to the file descriptors
+            c_output(lambda: calibrations.append(tool.calibrate(feed, num_threads=1)))
+    quantized: list[Any] = []
+    with quiet("absl"):
+        c_output(lambda: quantized.append(tool.quantize(*calibrations)))
+    quantized[0].export_model(str(target), overwrite=True)
+    return info
+
+
+def convert(candidate: Any, data: Dataset, engine: Runtime, out_dir: Path) -> tuple[Path, dict]:
+    """``out_dir/<name>.<runtime>.tflite`` and how it was made (converter, quantizer, seconds)."""
+    import torch
+
+    engine.check_recipe(candidate.recipe, f"candidate {candidate.name!r}")
+    if candidate.model is None:
+        raise ConfigError(
+            f"candidate {candidate.name!r}: runtime {engine.name!r} converts from the PyTorch "
+            "model, and this candidate has only its ONNX file; give the model (a zoo name, "
+            "package.module:function, or an nn.Module)"
+        )
+    require()
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / f"{candidate.name}.{engine.name}.tflite"
+    float_path = final.with_suffix(".float.tflite")
+    sample = torch.from_numpy(data.test.x[:1])
+    export_float(candidate.model, sample, float_path)
+    info: dict[str, Any] = {
+        "format": "tflite",
+        "converter": f"litert-torch {version('litert-torch')}",
+    }
+    steps = [s["quantize"] for s in candidate.recipe if "quantize" in s]
+    if steps:
+        kind = steps[-1]["kind"]
+        info["quantizer"] = f"ai-edge-quantizer {version('ai-edge-quantizer')}"
+        info["quantize"] = {"kind": kind, **quantize(float_path, final, kind, steps[-1], data)}
+        float_path.unlink()
+    else:
+        float_path.replace(final)
+    info["seconds"] = round(time.perf_counter() - started, 3)
+    return final, info
