@@ -205,7 +205,7 @@ def measure(
         check_fits(summary, data)
         runtime_file, conversion = runtime_artifact(engine, target, path, data, work)
         engine.check_format(str(runtime_file))
-        summary.artifact = runtime_file  # storage is the bytes the runtime loads
+        summary.artifact, summary.conversion = runtime_file, conversion  # storage: its bytes
         record: dict[str, Any] = {}
         for fam in families("graph"):
             record.update(fam.fn(summary))
@@ -234,7 +234,7 @@ def measure(
             "result": str(work / "result.json"),
         }
         result = run_worker(request, work, settings.timeout_s)
-    check_result(result, path, data, settings)
+    check_result(result, runtime_file, data, settings)
     record.update(result["metrics"])
     if result["errors"]:
         record["errors"] = result["errors"]

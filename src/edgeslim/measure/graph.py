@@ -78,6 +78,7 @@ class GraphSummary:
     unknown_shapes: int = 0
     activation_inputs: list[str] = field(default_factory=list)  # float tensors fed to layers
     artifact: Path | None = None  # the file a runtime loads, where it is not ``path`` (.tflite)
+    conversion: dict | None = None  # how that file was made, and what its converter knows
 
 
 MAX_MODEL_BYTES = int(os.environ.get("EDGESLIM_MAX_MODEL_BYTES", 2 * 1024**3))

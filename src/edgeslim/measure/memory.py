@@ -91,6 +91,25 @@ def activation_memory(summary: GraphSummary) -> dict:
 
 
 @family(
+    "planned_memory",
+    "graph",
+    [
+        (
+            "planned_memory_kb",
+            "KB",
+            "lower",
+            "activation memory ExecuTorch plans up front for the float program on its "
+            "portable kernels, exact",
+        ),
+    ],
+)
+def planned_memory(summary: GraphSummary) -> dict:
+    """Known to the converter of runtimes that plan memory ahead of time (ExecuTorch)."""
+    planned = (summary.conversion or {}).get("planned_memory_bytes")
+    return {} if planned is None else {"planned_memory_kb": planned / KB}
+
+
+@family(
     "tensor_arena",
     "runtime",
     [

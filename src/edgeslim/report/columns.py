@@ -16,6 +16,7 @@ MAIN = (
     "peak_memory_mb",
     "activation_memory_kb",
     "tensor_arena_kb",
+    "planned_memory_kb",
     "storage_kb",
     "storage_compressed_kb",
     "weight_sparsity",

@@ -44,6 +44,7 @@ class Runtime:
     quantize_kinds: tuple[str, ...] | None = None
     # where the latency figures are not what the device would show, why
     latency_caveat: str = ""
+    worker_imports_torch: bool = False  # the runtime's Python bindings need torch
 
     @property
     def reads_onnx(self) -> bool:
@@ -144,6 +145,17 @@ RUNTIMES: dict[str, Runtime] = {
             quantize_kinds=("static-int8", "weight-int8"),
             latency_caveat="TFLite Micro's portable reference kernels on this host's CPU: not "
             "the speed of a microcontroller, nor of optimised (CMSIS-NN) kernels",
+        ),
+        Runtime(
+            "executorch",
+            package="executorch",
+            extra="executorch",
+            formats=(".pte",),
+            module="edgeslim.runtimes.executorch",
+            description="ExecuTorch with the XNNPACK delegate (PyTorch's on-device runtime)",
+            converter="edgeslim.runtimes.executorch_convert",
+            quantize_kinds=("static-int8",),
+            worker_imports_torch=True,  # its bindings pass torch.Tensor (the C++ runtime does not)
         ),
     )
 }

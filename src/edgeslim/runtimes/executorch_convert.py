@@ -1,0 +1,110 @@
+"""Host side of the ExecuTorch runtime, as its XNNPACK tutorial writes it: ``torch.export``,
+the XNNPACK quantizer through PT2E (``prepare_pt2e`` / ``convert_pt2e``) for a static INT8
+step, then ``to_edge_transform_and_lower`` with the XNNPACK partitioner and ``to_executorch``.
+
+The same float model lowered without a delegate gives ExecuTorch's own memory plan: the bytes
+of activations it allocates up front (``planned_memory_bytes``), an exact figure for a program
+run by ExecuTorch's portable kernels, as on a microcontroller.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgeslim.errors import ConfigError, MissingRuntimeError
+from edgeslim.runtimes.tflite_io import c_output
+
+if TYPE_CHECKING:
+    from edgeslim.data.bundle import Dataset
+    from edgeslim.runtimes.registry import Runtime
+
+CALIBRATION_SAMPLES = 300
+
+
+def require() -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            c_output(lambda: __import__("executorch.exir"))
+    except ImportError as exc:
+        raise MissingRuntimeError(
+            f'converting to .pte needs executorch: pip install "edgeslim[executorch]" ({exc})'
+        ) from exc
+
+
+def quantized_module(model: Any, sample: Any, data: Dataset, settings: dict) -> Any:
+    import executorch.kernels.quantized  # noqa: F401  (out variants, for the memory plan)
+    import torch
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from edgeslim.compress.quantize import calibration_set
+
+    quantizer = XNNPACKQuantizer().set_global(
+        get_symmetric_quantization_config(is_per_channel=settings.get("per_channel", True))
+    )
+    prepared = prepare_pt2e(torch.export.export(model, (sample,)).module(), quantizer)
+    x = calibration_set(data, settings.get("calibration_samples") or CALIBRATION_SAMPLES, 0)
+    with torch.no_grad():
+        for i in range(len(x)):
+            prepared(torch.from_numpy(x[i : i + 1]))
+    return convert_pt2e(prepared)
+
+
+def lower(module: Any, sample: Any, delegate: bool) -> Any:
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    exported = torch.export.export(module, (sample,))
+    partitioner = [XnnpackPartitioner()] if delegate else None
+    return to_edge_transform_and_lower(exported, partitioner=partitioner).to_executorch()
+
+
+def convert(candidate: Any, data: Dataset, engine: Runtime, out_dir: Path) -> tuple[Path, dict]:
+    """``out_dir/<name>.executorch.pte`` and how it was made."""
+    import torch
+
+    engine.check_recipe(candidate.recipe, f"candidate {candidate.name!r}")
+    if candidate.model is None:
+        raise ConfigError(
+            f"candidate {candidate.name!r}: runtime {engine.name!r} exports the PyTorch model, "
+            "and this candidate has only its ONNX file"
+        )
+    require()
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / f"{candidate.name}.{engine.name}.pte"
+    sample = torch.from_numpy(data.test.x[:1])
+    model = candidate.model.eval()
+    info: dict[str, Any] = {"format": "pte", "converter": f"executorch {version('executorch')}"}
+    steps = [s["quantize"] for s in candidate.recipe if "quantize" in s]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if steps:
+            info["quantizer"] = "XNNPACKQuantizer (PT2E), symmetric INT8"
+            info["quantize"] = {"kind": steps[-1]["kind"]}
+            model = quantized_module(model, sample, data, steps[-1])
+        programs: list[Any] = []
+        c_output(lambda: programs.append(lower(model, sample, delegate=True)))
+        if not steps:
+            c_output(lambda: programs.append(lower(model, sample, delegate=False)))
+    final.write_bytes(programs[0].buffer)
+    if steps:  # the portable kernels run a Q/DQ graph in float: its plan is no INT8 arena
+        info["planned_memory"] = (
+            "not reported for a quantized program: ExecuTorch's portable kernels dequantize "
+            "weights and activations to float, so its plan would count float copies that an "
+            "integer kernel never makes"
+        )
+    else:
+        plan = programs[1].executorch_program.execution_plan[0].non_const_buffer_sizes
+        info["planned_memory_bytes"] = int(sum(plan))
+    info["seconds"] = round(time.perf_counter() - started, 3)
+    return final, info
