@@ -83,6 +83,23 @@ def peer_rows(bench: Bench, fp32_onnx: Path, folder: Path, runtimes: list[str]) 
     return rows
 
 
+def memory_rows(label: str, rows: list[tuple]) -> list[list[str]]:
+    """Per form: the estimate beside each exact figure a runtime reported, and their ratio."""
+    found = []
+    for form in ("FP32", "INT8"):
+        by_runtime = {rt: r for rt, f, r in rows if f == form}
+        estimate = by_runtime["onnxruntime"]["activation_memory_kb"]
+        cells = [label, form, f"{estimate:.1f}"]
+        for runtime, metric in (
+            ("tflite-micro", "tensor_arena_kb"),
+            ("executorch", "planned_memory_kb"),
+        ):
+            exact = by_runtime.get(runtime, {}).get(metric)
+            cells += [f"{exact:.1f}", f"{estimate / exact:.2f}"] if exact else ["-", "-"]
+        found.append(cells)
+    return found
+
+
 def cell(record: dict, key: str, fmt: str) -> str:
     return format(record[key], fmt) if key in record else "-"
 
@@ -101,6 +118,22 @@ def run(bench: Bench, models: list[tuple[str, dict]] | None = None) -> Section:
         f"{bench.epochs} epochs; batch 1, 1 thread. INT8 on LiteRT and TFLite Micro is "
         "ai-edge-quantizer's `static_wi8_ai8`; on ONNX Runtime and OpenVINO edgeslim's static "
         "INT8. TFLite Micro's latency is its reference kernels on this CPU, not an MCU's.",
+    )
+    memory = Table(
+        "Activation memory: edgeslim's estimate against the runtimes' exact figures",
+        [
+            "model",
+            "form",
+            "estimate KB",
+            "TFLite Micro arena KB",
+            "estimate / arena",
+            "ExecuTorch plan KB",
+            "estimate / plan",
+        ],
+        note="The estimate (`activation_memory_kb`, from the ONNX graph) counts activation "
+        "buffers only; TFLite Micro's arena adds its own bookkeeping (tensor and node structs, "
+        "per-channel quantization parameters) and the alignment of its planner. ExecuTorch "
+        "plans float programs only (see the README).",
     )
     picks = Table(
         "Runtimes: the fastest runtime and form within 1 point of FP32",
@@ -138,6 +171,7 @@ def run(bench: Bench, models: list[tuple[str, dict]] | None = None) -> Section:
                     f"{conversion['seconds']:.1f}" if conversion else "-",
                 ]
             )
+        memory.rows += memory_rows(label, rows)
         reference = next(r for rt, f, r in rows if rt == "onnxruntime" and f == "FP32")
         eligible = [
             (rt, f, r)
@@ -158,7 +192,7 @@ def run(bench: Bench, models: list[tuple[str, dict]] | None = None) -> Section:
                 f"{ort_int8 / best['latency_p50_ms']:.2f}x",
             ]
         )
-    return Section([table, picks])
+    return Section([table, memory, picks])
 
 
 if __name__ == "__main__":
