@@ -197,3 +197,31 @@ def test_bad_search_settings_are_refused():
         open_storage("mysql://x/y", search_experiment("x").config.search)
     with pytest.raises(ConfigError, match="no search: section"):
         run_search(config.parse({"name": "x", "model": "small-cnn"}), say=quiet)
+
+
+def test_the_search_command_runs_as_a_user_types_it(first_run, tmp_path):
+    """`edgeslim search FILE.yaml --trials 2` in a subprocess, the way the README gives it."""
+    import yaml
+
+    experiment = search_experiment("cli-search", trials=2)
+    reuse_baseline(first_run, RunFolder(tmp_path / "runs", "cli-search"))
+    spec = tmp_path / "search.yaml"
+    spec.write_text(yaml.safe_dump(experiment.to_dict()))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgeslim.cli",
+            "search",
+            str(spec),
+            "--runs",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "[trial 2/2]" in out.stdout and "markdown report:" in out.stdout
+    assert (tmp_path / "runs" / "cli-search" / "report.html").is_file()

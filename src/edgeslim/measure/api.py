@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -161,9 +162,22 @@ def runtime_artifact(
             "Candidate, an nn.Module, a zoo name or package.module:function, not an ONNX file"
         )
     candidate = target if isinstance(target, Candidate) else Candidate("model", model=target)
+    engine.check_recipe(candidate.recipe, f"candidate {candidate.name!r}")
+    if candidate.model is None:
+        raise ConfigError(
+            f"candidate {candidate.name!r}: runtime {engine.name!r} converts from the PyTorch "
+            "model, and this candidate has only its ONNX file; give the model (a zoo name, "
+            "package.module:function, or an nn.Module)"
+        )
     keep = Path(candidate.artifact).parent if candidate.artifact else work
+    keep.mkdir(parents=True, exist_ok=True)
+    path = keep / f"{candidate.name}.{engine.name}{engine.formats[0]}"
+    steps = [step["quantize"] for step in candidate.recipe if "quantize" in step]
+    started = time.perf_counter()
     converter = importlib.import_module(engine.converter)
-    return converter.convert(candidate, data, engine, keep)
+    info = converter.convert(candidate.model.eval(), steps[-1] if steps else None, data, path)
+    info["seconds"] = round(time.perf_counter() - started, 3)
+    return path, info
 
 
 def check_result(result: dict, path: Path, data: Dataset, settings: MeasureSettings) -> None:

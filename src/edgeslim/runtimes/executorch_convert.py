@@ -9,18 +9,18 @@ run by ExecuTorch's portable kernels, as on a microcontroller.
 
 from __future__ import annotations
 
-import time
 import warnings
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeslim.errors import ConfigError, MissingRuntimeError
+from edgeslim.errors import MissingRuntimeError
 from edgeslim.runtimes.tflite_io import c_output
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from edgeslim.data.bundle import Dataset
-    from edgeslim.runtimes.registry import Runtime
 
 CALIBRATION_SAMPLES = 300
 
@@ -68,36 +68,26 @@ def lower(module: Any, sample: Any, delegate: bool) -> Any:
     return to_edge_transform_and_lower(exported, partitioner=partitioner).to_executorch()
 
 
-def convert(candidate: Any, data: Dataset, engine: Runtime, out_dir: Path) -> tuple[Path, dict]:
-    """``out_dir/<name>.executorch.pte`` and how it was made."""
+def convert(model: nn.Module, quantize_step: dict | None, data: Dataset, path: Path) -> dict:
+    """Write ``path`` (.pte) lowered to XNNPACK, quantized as ``quantize_step`` says; return
+    how, and the float program's memory plan."""
     import torch
 
-    engine.check_recipe(candidate.recipe, f"candidate {candidate.name!r}")
-    if candidate.model is None:
-        raise ConfigError(
-            f"candidate {candidate.name!r}: runtime {engine.name!r} exports the PyTorch model, "
-            "and this candidate has only its ONNX file"
-        )
     require()
-    started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / f"{candidate.name}.{engine.name}.pte"
     sample = torch.from_numpy(data.test.x[:1])
-    model = candidate.model.eval()
     info: dict[str, Any] = {"format": "pte", "converter": f"executorch {version('executorch')}"}
-    steps = [s["quantize"] for s in candidate.recipe if "quantize" in s]
+    programs: list[Any] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if steps:
+        if quantize_step:
             info["quantizer"] = "XNNPACKQuantizer (PT2E), symmetric INT8"
-            info["quantize"] = {"kind": steps[-1]["kind"]}
-            model = quantized_module(model, sample, data, steps[-1])
-        programs: list[Any] = []
+            info["quantize"] = {"kind": quantize_step["kind"]}
+            model = quantized_module(model, sample, data, quantize_step)
         c_output(lambda: programs.append(lower(model, sample, delegate=True)))
-        if not steps:
+        if not quantize_step:
             c_output(lambda: programs.append(lower(model, sample, delegate=False)))
-    final.write_bytes(programs[0].buffer)
-    if steps:  # the portable kernels run a Q/DQ graph in float: its plan is no INT8 arena
+    path.write_bytes(programs[0].buffer)
+    if quantize_step:  # the portable kernels run a Q/DQ graph in float: its plan is no INT8 arena
         info["planned_memory"] = (
             "not reported for a quantized program: ExecuTorch's portable kernels dequantize "
             "weights and activations to float, so its plan would count float copies that an "
@@ -106,5 +96,4 @@ def convert(candidate: Any, data: Dataset, engine: Runtime, out_dir: Path) -> tu
     else:
         plan = programs[1].executorch_program.execution_plan[0].non_const_buffer_sizes
         info["planned_memory_bytes"] = int(sum(plan))
-    info["seconds"] = round(time.perf_counter() - started, 3)
-    return final, info
+    return info

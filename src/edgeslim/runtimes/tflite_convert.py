@@ -9,20 +9,18 @@ runtime runs best what its own quantizer made.
 
 from __future__ import annotations
 
-import time
 import warnings
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeslim.errors import ConfigError, MissingRuntimeError
+from edgeslim.errors import MissingRuntimeError
 from edgeslim.runtimes.tflite_io import c_output
 
 if TYPE_CHECKING:
     from torch import nn
 
     from edgeslim.data.bundle import Dataset
-    from edgeslim.runtimes.registry import Runtime
 
 # edgeslim's quantize kinds -> ai-edge-quantizer's recipes
 RECIPES = {
@@ -94,35 +92,23 @@ def quantize(source: Path, target: Path, kind: str, settings: dict, data: Datase
     return info
 
 
-def convert(candidate: Any, data: Dataset, engine: Runtime, out_dir: Path) -> tuple[Path, dict]:
-    """``out_dir/<name>.<runtime>.tflite`` and how it was made (converter, quantizer, seconds)."""
+def convert(model: nn.Module, quantize_step: dict | None, data: Dataset, path: Path) -> dict:
+    """Write ``path`` (.tflite) from the PyTorch model, quantized as ``quantize_step`` says;
+    return how (converter, quantizer and recipe)."""
     import torch
 
-    engine.check_recipe(candidate.recipe, f"candidate {candidate.name!r}")
-    if candidate.model is None:
-        raise ConfigError(
-            f"candidate {candidate.name!r}: runtime {engine.name!r} converts from the PyTorch "
-            "model, and this candidate has only its ONNX file; give the model (a zoo name, "
-            "package.module:function, or an nn.Module)"
-        )
     require()
-    started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / f"{candidate.name}.{engine.name}.tflite"
-    float_path = final.with_suffix(".float.tflite")
-    sample = torch.from_numpy(data.test.x[:1])
-    export_float(candidate.model, sample, float_path)
+    float_path = path.with_suffix(".float.tflite")
+    export_float(model, torch.from_numpy(data.test.x[:1]), float_path)
     info: dict[str, Any] = {
         "format": "tflite",
         "converter": f"litert-torch {version('litert-torch')}",
     }
-    steps = [s["quantize"] for s in candidate.recipe if "quantize" in s]
-    if steps:
-        kind = steps[-1]["kind"]
+    if quantize_step:
+        kind = quantize_step["kind"]
         info["quantizer"] = f"ai-edge-quantizer {version('ai-edge-quantizer')}"
-        info["quantize"] = {"kind": kind, **quantize(float_path, final, kind, steps[-1], data)}
+        info["quantize"] = {"kind": kind, **quantize(float_path, path, kind, quantize_step, data)}
         float_path.unlink()
     else:
-        float_path.replace(final)
-    info["seconds"] = round(time.perf_counter() - started, 3)
-    return final, info
+        float_path.replace(path)
+    return info
