@@ -253,14 +253,15 @@ class Runner:
         for runtime in runtimes:
             spec = self.spec_hash(recipe, runtime)
             record_name = self.experiment.record_name(name, runtime)
+            where = f" on {runtime}" if len(self.experiment.runtimes) > 1 else ""
             try:
-                where = f" on {runtime}" if len(self.experiment.runtimes) > 1 else ""
                 with spinner(f"{label}: measuring{where} in a fresh process", self.show_progress):
-                    yield self.measure_and_record(candidate, record_name, runtime, spec, started)
+                    record = self.measure_and_record(candidate, record_name, runtime, spec, started)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as exc:
-                yield jsonable(self.failure(name, runtime, spec, recipe, "measure", exc))
+                record = jsonable(self.failure(name, runtime, spec, recipe, "measure", exc))
+            yield record  # after the spinner: the caller writes and reports it
             started = time.perf_counter()
 
     @property
