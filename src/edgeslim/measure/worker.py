@@ -1,7 +1,8 @@
 """The measuring process: ``python -m edgeslim.measure.worker REQUEST.json``.
 
-It imports numpy and the one runtime it measures on (no torch, no onnx), so its memory is the
-model's own and it could run on a device that has nothing else. It reads the request, runs every
+It imports numpy and the one runtime it measures on (no onnx, and no torch unless the runtime's
+Python bindings need it: ExecuTorch's do), so its memory is the model's own and it could run on
+a device that has nothing else. It reads the request, runs every
 runtime metric family in order, and writes ``{"metrics", "errors", "info"}`` to the result path.
 """
 
@@ -81,8 +82,7 @@ def main(request_path: str) -> int:
 
     import numpy as np
 
-    # registration of the runtime families (these modules import numpy only; the runtime is
-    # imported by its plug-in when the first session is loaded)
+    # registration of the runtime families (these modules import numpy only)
     from edgeslim.measure import accuracy, latency, memory, sparsity  # noqa: F401
     from edgeslim.measure.registry import CHECK_ORDER, families
     from edgeslim.measure.runtime import RuntimeContext
