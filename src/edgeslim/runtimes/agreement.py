@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeslim.errors import ExportError
-from edgeslim.runtimes.tflite_io import c_output
+from edgeslim.runtimes.native_output import c_output
 
 if TYPE_CHECKING:
     from torch import nn

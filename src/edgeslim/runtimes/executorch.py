@@ -16,7 +16,7 @@ import torch
 from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
 from executorch.runtime import Runtime
 
-from edgeslim.runtimes.tflite_io import c_output
+from edgeslim.runtimes.native_output import c_output
 
 
 class ExecuTorchSession:

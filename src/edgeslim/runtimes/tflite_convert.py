@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeslim.errors import MissingRuntimeError
-from edgeslim.runtimes.tflite_io import c_output
+from edgeslim.runtimes.native_output import c_output
 
 if TYPE_CHECKING:
     from torch import nn

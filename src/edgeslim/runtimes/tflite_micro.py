@@ -17,7 +17,8 @@ from importlib.metadata import version as package_version
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime
 
-from edgeslim.runtimes.tflite_io import c_output, from_output, to_input
+from edgeslim.runtimes.native_output import c_output
+from edgeslim.runtimes.tflite_io import from_output, to_input
 
 ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 LARGEST_ARENA = 1 << 30
