@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgeslim.measure.registry import family
+from edgeslim.runtimes import fixed_batch
 
 if TYPE_CHECKING:
     from edgeslim.measure.runtime import RuntimeContext
@@ -87,7 +88,7 @@ def throughput(ctx: RuntimeContext) -> dict:
     s = ctx.settings
     session = ctx.session()
     name = session.input_name
-    fixed = ctx.fixed_batch(session)
+    fixed = fixed_batch(session)
     sizes = [fixed] if fixed else list(s["batch_sizes"])
     by_batch = {}
     for size in sizes:

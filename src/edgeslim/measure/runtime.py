@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgeslim.runtimes import Session, runtime
+from edgeslim.runtimes import Session, fixed_batch, runtime
 
 
 @dataclass
@@ -27,17 +27,11 @@ class RuntimeContext:
             path or self.model_path, self.settings["threads"]
         )
 
-    @staticmethod
-    def fixed_batch(session: Session) -> int | None:
-        """The batch size the model insists on, or None if any batch size runs."""
-        first = session.input_shape[0] if session.input_shape else None
-        return first if isinstance(first, int) and first > 0 else None
-
     def batches(
         self, session: Session, x: np.ndarray, batch_size: int = 256
     ) -> Iterator[tuple[np.ndarray, int]]:
         """(batch, real sample count); a fixed-batch model gets zero padding at the end."""
-        fixed = self.fixed_batch(session)
+        fixed = fixed_batch(session)
         size = fixed or batch_size
         for start in range(0, len(x), size):
             chunk = x[start : start + size]

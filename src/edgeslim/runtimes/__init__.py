@@ -3,6 +3,6 @@
 Kept import-light like ``edgeslim.measure``: the worker imports only the runtime it runs.
 """
 
-from edgeslim.runtimes.registry import RUNTIMES, Runtime, Session, runtime
+from edgeslim.runtimes.registry import RUNTIMES, Runtime, Session, fixed_batch, runtime
 
-__all__ = ["RUNTIMES", "Runtime", "Session", "runtime"]
+__all__ = ["RUNTIMES", "Runtime", "Session", "fixed_batch", "runtime"]

@@ -9,6 +9,7 @@ import numpy as np
 
 from edgeslim.errors import ExportError
 from edgeslim.runtimes.native_output import c_output
+from edgeslim.runtimes.registry import fixed_batch
 
 if TYPE_CHECKING:
     from torch import nn
@@ -38,8 +39,7 @@ def check_agreement(
     loaded = []
     c_output(lambda: loaded.append(engine.load(path, 1)))  # runtimes' start-up notes
     session = loaded[0]
-    fixed = session.input_shape[0] if session.input_shape else None
-    step = fixed if isinstance(fixed, int) and fixed > 0 else len(x)
+    step = fixed_batch(session) or len(x)
     got = np.concatenate(
         [
             session.run(None, {session.input_name: x[i : i + step]})[0]

@@ -29,6 +29,13 @@ class Session(Protocol):
     run: Callable[[Sequence[str] | None, dict[str, np.ndarray]], list[np.ndarray]]
 
 
+def fixed_batch(session: Session) -> int | None:
+    """The batch size the model insists on (1 for converted .tflite/.pte files), or None if
+    any batch size runs."""
+    first = session.input_shape[0] if session.input_shape else None
+    return first if isinstance(first, int) and first > 0 else None
+
+
 @dataclass(frozen=True)
 class Runtime:
     name: str
