@@ -102,7 +102,7 @@ class MeasureConfig(Strict):
     throughput_seconds: float = Field(0.5, gt=0)
     timeout_s: float = Field(600.0, gt=0)
 
-    _check_runtime = field_validator("runtime")(lambda v: check_runtime(v))
+    _check_runtime = field_validator("runtime")(check_runtime)
 
 
 QUANTIZE_CHOICES = ("none", "int8-static", "int8-dynamic", "fp16", "weight-int8", "weight-int4")
