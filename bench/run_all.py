@@ -34,7 +34,7 @@ import physical_limit
 import runtimes
 from common import Bench, Section
 from edgeslim.compress.quantize import cpu_has_vnni
-from edgeslim.measure.api import cpu_model
+from edgeslim.measure.worker import cpu_model
 from edgeslim.results import write_atomic
 
 HERE = Path(__file__).parent

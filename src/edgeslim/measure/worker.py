@@ -12,8 +12,32 @@ import json
 import os
 import platform
 import sys
+import time
 import traceback
 from pathlib import Path
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model", "Hardware")):  # x86; Arm boards
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """Where this process runs: the record of a measurement on a board says which board."""
+    import socket
+
+    return {
+        "host": socket.gethostname(),
+        "uname": " ".join(platform.uname()),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "os": platform.platform(),
+    }
 
 
 def pin_to_cores(threads: int, cores: list[int] | None = None) -> list[int]:
@@ -74,6 +98,7 @@ def check_runs(ctx) -> str | None:
 
 
 def main(request_path: str) -> int:
+    started = time.time()
     request = json.loads(Path(request_path).read_text())
     settings = request["settings"]
     cores = (
@@ -128,6 +153,8 @@ def main(request_path: str) -> int:
             "python_version": platform.python_version(),
             "cores": cores,
             "torch_loaded_in_worker": "torch" in sys.modules,
+            **machine(),
+            "worker_wall": [round(started, 3), round(time.time(), 3)],  # this machine's clock
         }
     )
     result = Path(request["result"])
