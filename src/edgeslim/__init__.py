@@ -31,7 +31,7 @@ _EXPORTS = {
     "run": "edgeslim.experiment",
     "report": "edgeslim.report",
 }
-_MODULES = {"data", "models", "errors", "config"}
+_MODULES = {"data", "models", "errors", "config", "boards"}
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 

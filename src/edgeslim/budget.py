@@ -103,6 +103,19 @@ class Budget:
             (*(b for b in self.bounds if (b.metric, b.op) not in replaced), *other.bounds)
         )
 
+    def on_host(self, slowdown: float) -> Budget:
+        """A device's bounds for figures measured on a host ``slowdown`` times faster: time
+        bounds shrink by it and rate bounds grow by it; memory and storage hold anywhere."""
+        if slowdown == 1:
+            return self
+        units = known_metrics()
+        scaled = []
+        for bound in self.bounds:
+            unit = units[bound.metric].unit
+            factor = 1 / slowdown if unit == "ms" else slowdown if unit.endswith("/s") else 1
+            scaled.append(Bound(bound.metric, bound.op, round(bound.value * factor, 6)))
+        return Budget(scaled)
+
     def violations(self, record: Mapping[str, Any]) -> list[Violation]:
         broken = []
         for bound in self.bounds:

@@ -55,6 +55,7 @@ def print_record(record: dict, title: str, json_path: Path | None) -> None:
         f"{how['settings']['threads']} thread(s) on cores {how['cores']}, "
         f"{how['latency_runs']} latency runs, {how['accuracy_samples']} test samples; "
         f"cpu: {how['cpu']}"
+        + (f"; on board {how['device']['board']} ({how['host']})" if how["device"]["board"] else "")
     )
     for family, error in record.get("errors", {}).items():
         err_console.print(f"[yellow]warning:[/yellow] {family} not measured: {error}")
@@ -80,8 +81,12 @@ def measure(
     runs: Annotated[int, typer.Option(help="latency samples at batch 1")] = 1000,
     weights: Annotated[Path | None, typer.Option(help="state dict (.pt) for the model")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the record here")] = None,
+    board: Annotated[
+        str | None, typer.Option(help="measure on this board of the devices file, over SSH")
+    ] = None,
 ) -> None:
-    """Measure one model on every metric, on one runtime, in an isolated process."""
+    """Measure one model on every metric, on one runtime, in an isolated process (here, or on a
+    board over SSH)."""
     from edgeslim.data import load
     from edgeslim.measure import MeasureSettings
     from edgeslim.measure import measure as measure_model
@@ -93,7 +98,7 @@ def measure(
 
         target = load_model(model, dataset.spec, weights)
     settings = MeasureSettings(runtime=runtime, threads=threads, runs=runs, min_runs=min(100, runs))
-    record = measure_model(target, dataset, settings)
+    record = measure_model(target, dataset, settings, board=board)
     print_record(record, f"{model} on {dataset.spec.name}", json_path)
 
 
@@ -313,23 +318,111 @@ def worker(
     console.print(f"worker done: {done} trial(s)")
 
 
-@app.command()
-def devices() -> None:
-    """List the device profiles an experiment can name, with their budgets and sources."""
+devices_app = typer.Typer(
+    no_args_is_help=False,
+    help="Device profiles and your boards over SSH: list, check, calibrate.",
+)
+app.add_typer(devices_app, name="devices")
+BoardArgument = Annotated[str, typer.Argument(help="a board of the devices file")]
+
+
+@devices_app.callback(invoke_without_command=True)
+def devices(ctx: typer.Context) -> None:
+    """List the built-in device profiles and the boards of your devices file."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from edgeslim.boards import boards, calibration, devices_file
     from edgeslim.devices import DEVICES
 
     table = Table(title="device profiles", title_justify="left", show_lines=True)
-    for column in ("name", "device", "budget", "emulation", "source"):
+    for column in ("name", "device", "budget (on the device)", "emulation here", "source"):
         table.add_column(column)
     for p in DEVICES.values():
         table.add_row(
             p.name,
             p.description,
             "\n".join(f"{k} {v}" for k, v in p.budget.items()),
-            "\n".join(f"{k}: {v}" for k, v in p.measure.items()),
+            "\n".join([*(f"{k}: {v}" for k, v in p.measure.items()), f"slowdown: {p.slowdown:g}"]),
             p.source,
         )
     console.print(table)
+    mine = boards()
+    if not mine:
+        console.print(f"no boards: describe yours in {devices_file()} (see the README)")
+        return
+    table = Table(title=f"boards ({devices_file()})", title_justify="left")
+    for column in ("name", "ssh", "python", "runtimes", "profile", "calibrated slowdown"):
+        table.add_column(column)
+    for board in mine.values():
+        measured = calibration(board.name)
+        table.add_row(
+            board.name,
+            "\n".join(board.ssh),
+            board.python,
+            ", ".join(board.runtimes),
+            board.profile or "",
+            f"{measured['slowdown']:g} ({measured['calibrated_at'][:10]})" if measured else "",
+        )
+    console.print(table, highlight=False)
+
+
+@devices_app.command("check")
+def devices_check(name: BoardArgument) -> None:
+    """Reach each board of NAME over SSH: Python, numpy and runtime versions, cores, memory."""
+    from edgeslim.boards import board_named
+    from edgeslim.boards.probe import check
+
+    board = board_named(name)
+    missing = False
+    for target in board.config.ssh:
+        facts = check(board, target)
+        table = Table(title=f"{name}: {target}", title_justify="left", show_header=False)
+        table.add_column("fact")
+        table.add_column("value")
+        rows = {
+            "host": facts["host"],
+            "system": facts["uname"],
+            "cpu": f"{facts['cpu']}, {facts['cores']} cores",
+            "clock": f"{facts['clock_max_mhz']} MHz (max)",
+            "memory": f"{facts['memory_available_mb']} MB free of {facts['memory_total_mb']} MB",
+            "python": f"{facts['python']} ({facts['python_path']})",
+            **{k: v or "[red]not installed[/red]" for k, v in facts["packages"].items()},
+            "work folder": f"{facts['workdir']}, {facts['disk_free_mb']} MB free"
+            + (
+                f", {facts['leftover_folders']} leftover run folder(s)"
+                if facts["leftover_folders"]
+                else ""
+            ),
+        }
+        for key, value in rows.items():
+            table.add_row(key, str(value))
+        console.print(table, highlight=False)
+        missing = missing or bool(facts["missing"])
+    if missing:
+        err_console.print("[red]error:[/red] a package the board's runtimes need is missing")
+        sys.exit(1)
+
+
+@devices_app.command("calibrate")
+def devices_calibrate(
+    name: BoardArgument,
+    models: Annotated[str, typer.Option(help="reference zoo models, comma-separated")] = ",".join(
+        ("small-cnn", "lenet5", "mobilenet-v1", "resnet8")
+    ),
+    runs: Annotated[int, typer.Option(help="latency samples per model and machine")] = 300,
+) -> None:
+    """Measure reference models here and on NAME; store the slowdown that replaces the assumed
+    one when NAME's budget is applied to figures measured on this host."""
+    from edgeslim.boards import board_named
+    from edgeslim.boards.calibrate import calibrate
+
+    chosen = tuple(m.strip() for m in models.split(",") if m.strip())
+    entry = calibrate(board_named(name), chosen, runs=runs, say=plain)
+    console.print(
+        f"{name}: {entry['slowdown']:g}x slower than this host (median of {len(chosen)} "
+        f"models, p50 latency on {entry['runtime']}); stored in {entry['file']}",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -12,7 +12,7 @@ candidates:
     recipe: [{prune: {kind: unstructured}}, {finetune: {epochs: 2}}]
     grid: {prune.sparsity: [0.5, 0.7, 0.9]}
 measure: {threads: 1, runs: 300}
-device: cortex-a53                # a named profile's budget and emulation ...
+device: cortex-a53                # a named profile's budget and emulation, or a board over SSH
 budget: {storage_kb: "<= 100"}    # ... with these bounds on top
 objectives: [accuracy, latency_p95_ms, storage_kb]   # the first is the one to optimise
 ```
@@ -29,6 +29,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edgeslim.boards.board import BoardConfig
 from edgeslim.budget import Budget
 from edgeslim.errors import ConfigError, describe_validation
 
@@ -91,6 +92,9 @@ class CandidateConfig(Strict):
 
 class MeasureConfig(Strict):
     runtime: str = "onnxruntime"
+    where: Literal["device", "host"] = Field(
+        "device", description="a board's experiment measures on the board, or on this host"
+    )
     threads: int = Field(1, ge=1)
     cores: list[int] = Field([], description="CPU ids to pin the measuring process to")
     memory_limit_mb: float | None = Field(None, gt=0)
@@ -185,7 +189,9 @@ class ExperimentConfig(Strict):
         description="measure every candidate on each (default: measure.runtime, else the "
         "device profile's runtimes, else onnxruntime)",
     )
-    device: str | None = None
+    device: str | BoardConfig | None = Field(
+        None, description="a built-in profile, a board of the devices file, or a board's settings"
+    )
     budget: dict[str, float | str] = {}
     objectives: list[str] = ["accuracy", "latency_p95_ms", "storage_kb", "peak_memory_mb"]
     search: SearchConfig | None = None
@@ -206,11 +212,9 @@ class Experiment:
     """A validated experiment: the config plus what it expands to (named recipes, budget)."""
 
     def __init__(self, config: ExperimentConfig, source: Path | None = None) -> None:
-        from edgeslim.devices import device
-
         self.config = config
         self.source = source
-        profile = device(config.device) if config.device else None
+        self.board, profile = resolve_device(config.device)
         self.device = profile
         measure = config.measure.model_dump()
         given = config.measure.model_fields_set
@@ -218,20 +222,34 @@ class Experiment:
             if key not in given:  # the file's own measure settings win over the profile's
                 measure[key] = value
         self.measure = measure
-        base_budget = (
+        self.on_board = self.board is not None and config.measure.where == "device"
+        if config.measure.where == "host" and self.board is None and "where" in given:
+            raise ConfigError("measure.where: host is for a board's experiment (device: BOARD)")
+        self.slowdown = None if self.on_board else host_slowdown(self.board, profile)
+        device_budget = (
             Budget.parse(profile.budget, f"device {profile.name}") if profile else Budget()
         )
-        self.budget = base_budget.merged(Budget.parse(config.budget))
+        if self.board:
+            device_budget = device_budget.merged(
+                Budget.parse(self.board.budget, f"device {self.board.name}.budget")
+            )
+        if self.slowdown:
+            device_budget = device_budget.on_host(self.slowdown["value"])
+        self.budget = device_budget.merged(Budget.parse(config.budget))
         from edgeslim.select import objectives_for
 
         objectives_for(config.objectives)  # unknown names fail here, with the list of known ones
         self.recipes = expand_candidates(config.candidates)
         if config.runtimes:
             self.runtimes = list(config.runtimes)
-        elif "runtime" in given or not profile or not profile.runtimes:
+        elif "runtime" in given:
             self.runtimes = [measure["runtime"]]
-        else:
+        elif self.board:
+            self.runtimes = list(self.board.runtimes)
+        elif profile and profile.runtimes:
             self.runtimes = list(profile.runtimes)
+        else:
+            self.runtimes = [measure["runtime"]]
         self.check_runtimes()
 
     def check_runtimes(self) -> None:
@@ -239,6 +257,13 @@ class Experiment:
         not a failure halfway through the run."""
         from edgeslim.runtimes import runtime
 
+        if self.on_board:
+            missing = [name for name in self.runtimes if name not in self.board.runtimes]
+            if missing:
+                raise ConfigError(
+                    f"runtimes: board {self.board.name} has {self.board.runtimes}, not "
+                    f"{missing}; install them there and list them in its runtimes"
+                )
         for name in self.runtimes:
             engine = runtime(name, "runtimes")
             for candidate, recipe in self.recipes.items():
@@ -256,16 +281,69 @@ class Experiment:
 
     def to_dict(self) -> dict[str, Any]:
         """What the user wrote, validated: re-parsing it gives the same experiment."""
-        return self.config.model_dump(mode="json", exclude_unset=True)
+        written = self.config.model_dump(mode="json", exclude_unset=True)
+        if self.board is not None:  # a board's settings, not its name: the file stands alone
+            written["device"] = self.board.model_dump(mode="json", exclude_defaults=True)
+        return written
 
     def measure_settings(self):  # -> MeasureSettings; imported lazily (keeps config light)
         from edgeslim.measure.settings import MeasureSettings
 
         settings = dict(self.measure)
+        del settings["where"]  # the experiment's choice of machine, not how to measure
         settings["min_runs"] = min(settings["min_runs"], settings["runs"])
         settings["batch_sizes"] = tuple(settings["batch_sizes"])
         settings["cores"] = tuple(settings["cores"])
         return MeasureSettings(**settings)
+
+
+def resolve_device(
+    device: str | BoardConfig | None,
+):  # -> (BoardConfig | None, DeviceProfile | None)
+    """A built-in profile's name, a board's name (the devices file) or a board's settings; a
+    board may name a profile for its budget and emulation settings."""
+    from edgeslim.devices import DEVICES
+
+    if device is None:
+        return None, None
+    if isinstance(device, str) and device in DEVICES:
+        return None, DEVICES[device]
+    if isinstance(device, str):
+        from edgeslim.boards import find_board
+
+        board = find_board(device)
+    else:
+        board = device
+    profile = DEVICES.get(board.profile) if board.profile else None
+    if board.profile and profile is None:
+        raise ConfigError(
+            f"device {board.name}.profile: unknown profile {board.profile!r}; profiles: "
+            f"{sorted(DEVICES)}"
+        )
+    return board, profile
+
+
+def host_slowdown(board: BoardConfig | None, profile) -> dict[str, Any] | None:
+    """How much slower the device is than this host, for a device's latency bounds on figures
+    measured here: a board's measured calibration, else its profile's assumption."""
+    if board is not None:
+        from edgeslim.boards import calibration
+
+        measured = calibration(board.name)
+        if measured:
+            return {
+                "value": measured["slowdown"],
+                "source": f"measured by edgeslim devices calibrate {board.name} on "
+                f"{measured['calibrated_at'][:10]} with {', '.join(measured['models'])}",
+            }
+    if profile is not None:
+        return {"value": profile.slowdown, "source": f"assumed by the profile {profile.name}"}
+    if board is not None and board.budget:
+        raise ConfigError(
+            f"device {board.name}: measured on this host, its budget needs its slowdown: run "
+            f"`edgeslim devices calibrate {board.name}`, or give it a profile"
+        )
+    return None
 
 
 def set_in_recipe(recipe: list[dict], key: str, value: Any, where: str) -> None:

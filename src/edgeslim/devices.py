@@ -3,11 +3,12 @@ emulate it on this host. A microcontroller's RAM bound is on TFLite Micro's exac
 (``tensor_arena_kb``); measured on a runtime that cannot report one, a candidate is held to the
 graph's activation-memory estimate instead (``budget.FALLBACK``).
 
-Latency is measured on the host running edgeslim, not on the device, so a profile's latency
-bound is the device's frame budget divided by an assumed slowdown of the device against one
-core of a current x86 server (stated in each profile). Calibrate it for your own board: measure
-one model there and here, and write the ratio into your own budget. Memory and storage bounds
-come from the datasheets and hold on any host.
+A profile's budget is the device's own: its latency bound is its frame budget. Measured on the
+host running edgeslim (emulation), that bound is divided by ``slowdown``, the device's assumed
+slowdown against one core of a current x86 server (stated in each profile); a board you reach
+over SSH measures on itself, and ``edgeslim devices calibrate`` replaces the assumption with a
+measured slowdown for host runs (``edgeslim.boards``). Memory and storage bounds come from the
+datasheets and hold on any host.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeslim.budget import Budget
 from edgeslim.errors import ConfigError
 
 
@@ -26,6 +28,12 @@ class DeviceProfile:
     measure: dict[str, Any] = field(default_factory=dict)  # emulation: threads, memory cap
     source: str = ""
     runtimes: tuple[str, ...] = ()  # what ships on such a device (an experiment's default)
+    slowdown: float = 1.0  # assumed: the device's latency / this host's, for one core
+
+    def budget_on_host(self, slowdown: float | None = None) -> Budget:
+        """The budget for figures measured on this host: latency bounds divided by the
+        slowdown (the assumed one unless a measured one is given)."""
+        return Budget.parse(self.budget, f"device {self.name}").on_host(slowdown or self.slowdown)
 
 
 DEVICES: dict[str, DeviceProfile] = {
@@ -54,12 +62,17 @@ DEVICES: dict[str, DeviceProfile] = {
             "cortex-a53",
             "embedded Linux board: 4x Cortex-A53 at 1.2 GHz, 1 GB RAM (Raspberry Pi 3 B), "
             "one core for the model",
-            budget={"latency_p95_ms": "<= 4", "peak_memory_mb": "<= 128", "storage_kb": "<= 8192"},
+            budget={
+                "latency_p95_ms": "<= 33",
+                "peak_memory_mb": "<= 128",
+                "storage_kb": "<= 8192",
+            },
             measure={"threads": 1, "memory_limit_mb": 128},
             source="Raspberry Pi 3 B product brief (4x A53 1.2 GHz, 1 GB LPDDR2). Latency: a "
             "30 fps camera leaves 33 ms per frame; assuming one A53 core is ~8x slower than one "
             "server x86 core, that is ~4 ms here. Memory: an eighth of the RAM for the model.",
             runtimes=("litert", "onnxruntime"),
+            slowdown=8.0,
         ),
         DeviceProfile(
             "phone-cpu",

@@ -44,6 +44,15 @@ class MissingRuntimeError(EdgeslimError):
     """A runtime was asked for whose package is not installed; the message names the extra."""
 
 
+class BoardError(EdgeslimError):
+    """A board over SSH refused us (host key, login, missing Python) or failed to measure."""
+
+
+class BoardFault(BoardError):
+    """A fault that may pass, so the measurement is retried: a dropped connection, a board that
+    reboots, a hung worker, a full disk."""
+
+
 class RunLockedError(EdgeslimError):
     """Another process is working on the same run folder."""
 

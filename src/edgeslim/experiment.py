@@ -83,6 +83,11 @@ class Runner:
         self.retry_failed = retry_failed
         self.settings = experiment.measure_settings()
         self.timings: dict[str, float] = {}
+        self.board = None  # measured on this host, unless the experiment names a board
+        if experiment.on_board:
+            from edgeslim.boards import Board
+
+            self.board = Board(experiment.board, say=say)
 
     def timed(self, stage: str, fn: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -145,7 +150,10 @@ class Runner:
     # --- candidates ---------------------------------------------------------------------
     def spec_hash(self, recipe: list[dict[str, Any]], runtime: str) -> str:
         settings = replace(self.settings, runtime=runtime)
-        return digest({"recipe": recipe, "baseline": self.key, "measure": settings.to_dict()})
+        spec = {"recipe": recipe, "baseline": self.key, "measure": settings.to_dict()}
+        if self.board:  # a board's figures are not this host's
+            spec["board"] = self.board.name
+        return digest(spec)
 
     def done(self, name: str, spec: str, previous: dict[str, dict[str, Any]]) -> bool:
         record = previous.get(name)
@@ -167,7 +175,9 @@ class Runner:
         measure_start = time.perf_counter()
         settings = replace(self.settings, runtime=runtime)
         try:
-            metrics = self.timed("measure", lambda: measure(candidate, self.data, settings))
+            metrics = self.timed(
+                "measure", lambda: measure(candidate, self.data, settings, board=self.board)
+            )
             status = "does-not-fit" if metrics.get("does_not_fit") else "ok"
             record.update(status=status, **metrics)
         except DoesNotFit as exc:
@@ -282,6 +292,14 @@ class Runner:
         )
         for runtime in self.experiment.runtimes:  # a missing runtime fails before any work
             engine(runtime).check_available()
+        if self.board:  # so does a board that cannot be reached or lacks a runtime
+            from edgeslim.boards.probe import check_ready
+
+            for facts in check_ready(self.board):
+                self.say(
+                    f"board {self.board.name} ({facts['ssh']}): {facts['host']}, {facts['cpu']}, "
+                    f"{facts['cores']} cores, Python {facts['python']}"
+                )
         self.prepare()
         # every recipe is checked against the real model before any candidate's work starts
         plans = {

@@ -8,18 +8,10 @@ imports no torch. The record's keys are the metric names of DESIGN.md, plus ``me
 from __future__ import annotations
 
 import datetime
-import json
-import os
-import platform
-import re
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,19 +30,13 @@ from edgeslim.measure import (  # noqa: F401
     storage,
 )
 from edgeslim.measure.graph import GraphSummary, expose_activations, summarize
+from edgeslim.measure.process import OUT_OF_MEMORY, memory_failures, read_result, run_here
 from edgeslim.measure.registry import families
 from edgeslim.measure.settings import MeasureSettings
 from edgeslim.runtimes import Runtime, runtime
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+if TYPE_CHECKING:
+    from edgeslim.boards import Board
 
 
 def check_fits(summary: GraphSummary, data: Dataset) -> None:
@@ -94,46 +80,6 @@ def resolve_artifact(target: Candidate | str | Path | Any, data: Dataset, work: 
     path = work / "model.onnx"
     export_onnx(model, data, path)
     return path
-
-
-OUT_OF_MEMORY = re.compile(
-    r"MemoryError|bad_alloc|[Ff]ailed to allocate|[Cc]annot allocate|out of memory|ENOMEM"
-)
-
-
-def memory_failures(errors: dict[str, str]) -> dict[str, str]:
-    return {family: error for family, error in errors.items() if OUT_OF_MEMORY.search(error)}
-
-
-def run_worker(request: dict, work: Path, timeout_s: float) -> dict:
-    request_path = work / "request.json"
-    request_path.write_text(json.dumps(request))
-    env = {**os.environ, "OMP_NUM_THREADS": str(request["settings"]["threads"])}
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "edgeslim.measure.worker", str(request_path)],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            env=env,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise MeasurementError(f"measurement timed out after {timeout_s:g} s") from exc
-    result_path = Path(request["result"])
-    if done.returncode != 0 or not result_path.exists():
-        if done.returncode < 0:
-            reason = f"killed by {signal.Signals(-done.returncode).name}"
-        else:
-            reason = f"exit code {done.returncode}"
-        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-        cap = request["settings"].get("memory_limit_mb")
-        if cap and (done.returncode < 0 or OUT_OF_MEMORY.search(done.stderr)):
-            raise DoesNotFit(
-                f"does not fit in {cap:g} MB: the measuring process failed ({reason})"
-                f"{': ' + tail if tail else ''}"
-            )
-        raise MeasurementError(f"measuring process failed ({reason}){': ' + tail if tail else ''}")
-    return json.loads(result_path.read_text())
 
 
 def torch_model(target: Candidate | str | Path | Any) -> Any:
@@ -199,10 +145,13 @@ def measure(
     target: Candidate | str | Path | Any,
     data: Dataset | str,
     settings: MeasureSettings | None = None,
+    *,
+    board: Board | str | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Measure a Candidate, an ONNX file or an ``nn.Module`` on every registered metric, on the
-    runtime ``settings.runtime`` names (``runtime="openvino"`` as an override)."""
+    runtime ``settings.runtime`` names (``runtime="openvino"`` as an override), in a fresh
+    process on this host or on ``board`` (a Board, or a board's name in the devices file)."""
     if isinstance(data, str):
         from edgeslim.data import load
 
@@ -212,6 +161,10 @@ def measure(
         settings = MeasureSettings(**{**settings.to_dict(), **overrides})
     engine = runtime(settings.runtime)
     engine.check_available()
+    if isinstance(board, str):
+        from edgeslim.boards import board_named
+
+        board = board_named(board)
     with tempfile.TemporaryDirectory(prefix="edgeslim-measure-") as tmp:
         work = Path(tmp)
         path = resolve_artifact(target, data, work)  # ONNX: the graph metrics read it
@@ -247,7 +200,11 @@ def measure(
             "settings": settings.to_dict(),
             "result": str(work / "result.json"),
         }
-        result = run_worker(request, work, settings.timeout_s)
+        if board is None:
+            ended = run_here(request, work, settings.timeout_s)
+        else:
+            ended = board.run_worker(request, settings.timeout_s)
+    result = read_result(ended, settings.memory_limit_mb)
     check_result(result, runtime_file, data, settings)
     record.update(result["metrics"])
     if result["errors"]:
@@ -270,9 +227,7 @@ def measure(
         "storage_compressor": storage.COMPRESSOR,
         "activation_memory": memory.ACTIVATION_METHOD,
         "energy_table": energy.SOURCE,
-        "cpu": cpu_model(),
-        "host": socket.gethostname(),
-        "os": platform.platform(),
+        "device": ended.where or {"board": None},
         "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     return record

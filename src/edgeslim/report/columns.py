@@ -91,5 +91,40 @@ def how_measured(records: list[dict[str, Any]]) -> list[str]:
         f"accuracy: {how.get('test_samples')} test samples of {how.get('data')}",
         f"storage: file bytes; compressed with {how.get('storage_compressor')}",
         f"energy (estimate): {how.get('energy_table')}",
-        f"host: {how.get('host')}, cpu: {how.get('cpu')}, {how.get('os')}",
+        *dict.fromkeys(where_measured(h) for h in measured),  # each board of a pool once
     ]
+
+
+def where_measured(how: dict[str, Any]) -> str:
+    """The machine the worker ran on, as the worker saw it: a board names itself."""
+    machine = (
+        f"{how.get('host')}, cpu: {how.get('cpu')} ({how.get('cpu_count')} cores), "
+        f"{how.get('uname') or how.get('os')}"
+    )
+    board = (how.get("device") or {}).get("board")
+    if board:
+        return f"measured on board {board} over SSH ({how['device']['ssh']}): {machine}"
+    return f"measured on this host: {machine}"
+
+
+def device_line(experiment: Any) -> str:
+    """Where the candidates were measured and which budget that implies: a board over SSH, or
+    this host emulating a profile (with the slowdown its latency bounds were divided by)."""
+    parts = []
+    board = experiment.board
+    if board is not None and experiment.on_board:
+        parts.append(f"measured on board {board.name} over SSH ({', '.join(board.ssh)})")
+    elif board is not None:
+        parts.append(f"measured on this host for board {board.name}")
+    if experiment.device is not None:
+        parts.append(f"device profile {experiment.device.name}")
+    if (
+        experiment.slowdown
+        and experiment.budget.bounds
+        and (board is not None or experiment.device)
+    ):
+        parts.append(
+            f"the device's latency bounds divided by its slowdown "
+            f"{experiment.slowdown['value']:g} ({experiment.slowdown['source']})"
+        )
+    return "; ".join(parts)

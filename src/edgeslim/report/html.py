@@ -13,7 +13,14 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from edgeslim.report.columns import fmt, how_measured, label, recipe_text, scalar_metrics
+from edgeslim.report.columns import (
+    device_line,
+    fmt,
+    how_measured,
+    label,
+    recipe_text,
+    scalar_metrics,
+)
 from edgeslim.report.runtimes import runtimes_in, same_candidate_table, unshown_savings
 from edgeslim.select import Objective, Selection, hypervolume_history, pareto_ranks
 
@@ -293,6 +300,8 @@ def render_html(records: list[dict[str, Any]], selection: Selection, experiment:
         if experiment.device
         else ""
     )
+    if device_line(experiment):
+        device += f"<p>{esc(device_line(experiment))}.</p>"
     wanted = [*objective_names, *PARALLEL]
     parallel_metrics = [m for m in dict.fromkeys(wanted) if m in metrics][:8]
     measured = "".join(f"<li>{esc(line)}</li>" for line in how_measured(records))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edgeslim.report.columns import MAIN, fmt, how_measured, recipe_text
+from edgeslim.report.columns import MAIN, device_line, fmt, how_measured, recipe_text
 from edgeslim.report.runtimes import runtimes_in, same_candidate_table, unshown_savings
 from edgeslim.select import Selection
 
@@ -31,7 +31,7 @@ def render_markdown(
         "",
         f"Model `{config.model}` on `{config.data}`, {len(records)} candidates.",
         f"Budget: {', '.join(selection.budget.describe()) or 'none'}"
-        + (f" (device profile `{experiment.device.name}`)" if experiment.device else "")
+        + (f" ({device_line(experiment)})" if device_line(experiment) else "")
         + ".",
         f"Objectives: {', '.join(o.metric for o in selection.objectives)} "
         "(the first is optimised).",

@@ -1,0 +1,39 @@
+"""Fixtures for the board tests: a simulated board (sshd + a numpy-and-runtime-only Python)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.boards.simulated import SSHD, SshServer, device_python
+
+
+def require_sshd() -> None:
+    if not Path(SSHD).exists():
+        if os.environ.get("CI"):  # CI installs openssh-server: a skip there would hide a failure
+            pytest.fail(f"{SSHD} is missing; .ci/run installs openssh-server")
+        pytest.skip("OpenSSH server not installed (apt-get install openssh-server)")
+
+
+@pytest.fixture(scope="session")
+def device_env(tmp_path_factory) -> Path:
+    """The board's Python: numpy and onnxruntime, nothing else."""
+    return device_python(tmp_path_factory.mktemp("device") / "venv", ["numpy", "onnxruntime"])
+
+
+@pytest.fixture(scope="session")
+def board_server(tmp_path_factory):
+    require_sshd()
+    server = SshServer(tmp_path_factory.mktemp("board-a"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def second_board(tmp_path_factory, board_server):
+    """Another board of the same kind (same login key), for a pool."""
+    server = SshServer(tmp_path_factory.mktemp("board-b"), client_key=board_server.client_key)
+    yield server
+    server.stop()

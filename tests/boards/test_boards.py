@@ -1,0 +1,342 @@
+"""Measuring on a board over SSH, against a simulated board: a real sshd on a loopback port, and
+a device Python with numpy and onnxruntime only (no torch, no edgeslim)."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+import edgeslim as es
+from edgeslim.boards import Board, BoardConfig
+from edgeslim.boards.probe import check
+from edgeslim.errors import BoardError, BoardFault, ConfigError
+from tests.boards.simulated import CuttableLink, board_config
+from tests.conftest import QUICK
+
+# long enough that two measurements started together overlap unless something serialises them
+SLOW = replace(QUICK, throughput_seconds=0.6)
+
+
+def test_the_device_python_has_numpy_and_the_runtime_only(device_env):
+    for module, importable in (("numpy", 0), ("onnxruntime", 0), ("torch", 1), ("edgeslim", 1)):
+        done = subprocess.run([str(device_env), "-c", f"import {module}"], capture_output=True)
+        assert (done.returncode != 0) == bool(importable), module
+
+
+def test_a_remote_measurement_gives_the_local_figures_and_says_where(
+    board_server, device_env, small_cnn_onnx, digits
+):
+    local = es.measure(small_cnn_onnx, digits, QUICK)
+    remote = es.measure(
+        small_cnn_onnx, digits, QUICK, board=Board(board_config(board_server, device_env))
+    )
+    assert set(remote) == set(local)  # the same metrics, none lost on the way
+    assert remote["accuracy"] == local["accuracy"] > 0.9
+    assert remote["storage_kb"] == local["storage_kb"]
+    how = remote["measured_with"]
+    assert how["device"] == {"board": "loop", "ssh": board_server.target()}
+    assert local["measured_with"]["device"] == {"board": None}
+    assert how["uname"] and how["cpu"] and how["cpu_count"] >= 1 and how["host"]
+    assert how["runtime"] == "onnxruntime" and how["runtime_version"]
+    assert how["torch_loaded_in_worker"] is False
+    assert board_server.leftovers() == []  # the temporary folder is gone
+
+
+def test_an_unknown_host_key_is_refused_and_never_added(board_server, device_env, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    board = Board(board_config(board_server, device_env, known_hosts=str(empty)))
+    with pytest.raises(BoardError, match="not in known_hosts"):
+        check(board)
+    assert empty.read_text() == ""  # not silently accepted
+
+
+def test_a_changed_host_key_is_refused(board_server, device_env, tmp_path):
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "impostor")],
+        check=True,
+    )
+    kind, key = (tmp_path / "impostor.pub").read_text().split()[:2]
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(f"[127.0.0.1]:{board_server.port} {kind} {key}\n")
+    board = Board(board_config(board_server, device_env, known_hosts=str(wrong)))
+    with pytest.raises(BoardError, match="CHANGED"):
+        check(board)
+
+
+def test_a_login_without_the_key_is_refused(board_server, device_env, tmp_path):
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")],
+        check=True,
+    )
+    board = Board(board_config(board_server, device_env, identity=str(tmp_path / "stranger")))
+    with pytest.raises(BoardError, match="refused the login; edgeslim logs in with a key"):
+        check(board)
+
+
+def start_measuring(board: Board, path: Path, data, settings=SLOW) -> tuple[threading.Thread, dict]:
+    out: dict = {}
+
+    def go() -> None:
+        try:
+            out["record"] = es.measure(path, data, settings, board=board)
+        except Exception as exc:
+            out["error"] = exc
+
+    thread = threading.Thread(target=go)
+    thread.start()
+    return thread, out
+
+
+def walls(*outs: dict) -> list[tuple[float, float]]:
+    return [tuple(out["record"]["measured_with"]["worker_wall"]) for out in outs]
+
+
+def test_one_board_serves_one_measurement_at_a_time(
+    board_server, device_env, small_cnn_onnx, digits
+):
+    config = board_config(board_server, device_env)
+    runs = [start_measuring(Board(config), small_cnn_onnx, digits) for _ in range(2)]
+    for thread, _ in runs:
+        thread.join(timeout=120)
+    (_, first_end), (second_start, _) = sorted(walls(*(out for _, out in runs)))
+    assert first_end <= second_start  # serialised by the board's lock
+
+
+def test_a_pool_of_two_boards_serves_two_measurements_at_once(
+    board_server, second_board, device_env, small_cnn_onnx, digits, tmp_path
+):
+    known = tmp_path / "known_hosts"
+    known.write_text(board_server.known_hosts.read_text() + second_board.known_hosts.read_text())
+    config = board_config(
+        board_server,
+        device_env,
+        ssh=[board_server.target(), second_board.target()],
+        known_hosts=str(known),
+    )
+    runs = [start_measuring(Board(config), small_cnn_onnx, digits) for _ in range(2)]
+    for thread, _ in runs:
+        thread.join(timeout=120)
+    outs = [out for _, out in runs]
+    (_, first_end), (second_start, _) = sorted(walls(*outs))
+    assert second_start < first_end  # in parallel
+    used = {out["record"]["measured_with"]["device"]["ssh"] for out in outs}
+    assert used == {board_server.target(), second_board.target()}
+
+
+def worker_processes_in(folder: Path) -> list[int]:
+    """Processes whose working folder is under ``folder`` (a worker left running)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(folder) in str((proc / "cwd").resolve()):
+                found.append(int(proc.name))
+        except OSError:
+            pass
+    return found
+
+
+def wait_until(condition, seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_hung_worker_is_stopped_retried_and_reported(
+    board_server, device_env, small_cnn_onnx, digits, monkeypatch
+):
+    monkeypatch.setenv("EDGESLIM_FAULT", "hang")
+    board = Board(board_config(board_server, device_env, retries=1, retry_wait_s=0))
+    started = time.monotonic()
+    with pytest.raises(BoardFault, match="failed 2 times.*ran past 3 s"):
+        es.measure(small_cnn_onnx, digits, replace(QUICK, timeout_s=3), board=board)
+    assert time.monotonic() - started < 60
+    assert wait_until(lambda: not board_server.leftovers())
+    assert wait_until(lambda: not worker_processes_in(board_server.board_tmp))
+
+
+def test_hostile_names_reach_neither_the_shell_nor_the_file_system(
+    board_server, device_env, small_cnn_onnx, digits, tmp_path
+):
+    # relative names: a shell that ran them would create them in its folder (the login's home)
+    names = [f"edgeslim-pwned-{tmp_path.name}-{i}" for i in range(3)]
+    hostile_file = tmp_path / f"$(touch {names[0]}).onnx"
+    hostile_file.write_bytes(small_cnn_onnx.read_bytes())
+    workdir = tmp_path / f"w; touch {names[1]}"
+    board = Board(board_config(board_server, device_env, workdir=str(workdir)))
+    candidate = es.Candidate(f"x; touch {names[2]}", artifact=hostile_file)
+    record = es.measure(candidate, digits, QUICK, board=board)
+    assert record["accuracy"] > 0.9
+    places = {Path.home(), Path.cwd(), tmp_path, board_server.board_tmp}
+    assert not any((place / name).exists() for place in places for name in names)
+    assert workdir.is_dir()  # the odd name was taken literally, as a folder name
+    assert not list(workdir.glob("edgeslim-run-*"))
+    with pytest.raises(ValueError, match="not an SSH destination"):
+        BoardConfig(name="b", ssh="pi@host; rm -rf ~")
+    with pytest.raises(ValueError, match="not an SSH destination"):
+        BoardConfig(name="b", ssh="-oProxyCommand=touch /tmp/x")
+
+
+def dropped_link_experiment(config: BoardConfig) -> dict:
+    from tests.experiments import MEASURE
+
+    return {
+        "name": "on-board",
+        "model": "small-cnn",
+        "data": "digits",
+        "train": {"epochs": 2},
+        "candidates": ["int8-dynamic"],
+        "measure": {**MEASURE, "throughput_seconds": 0.5},
+        "device": config.model_dump(exclude_defaults=True),
+        "objectives": ["accuracy", "latency_p95_ms"],
+    }
+
+
+def test_a_dropped_connection_is_retried_then_recorded_and_the_run_resumes(
+    board_server, device_env, tmp_path
+):
+    link = CuttableLink(board_server.port)
+    known = tmp_path / "known_hosts"
+    known.write_text(board_server.host_line(link.port))
+    config = board_config(
+        board_server, device_env, ssh=board_server.target(link.port), known_hosts=str(known)
+    )
+    experiment = es.config.parse(dropped_link_experiment(config))
+
+    def cut_mid_measurement() -> None:
+        def worker_started() -> bool:
+            return any(
+                (board_server.board_tmp / d / "stderr.txt").exists()
+                for d in board_server.leftovers()
+            )
+
+        if wait_until(worker_started, 120):
+            time.sleep(0.3)
+            link.cut()
+
+    cutter = threading.Thread(target=cut_mid_measurement)
+    cutter.start()
+    said: list[str] = []
+    outcome = es.run(experiment, tmp_path / "runs", say=said.append, show_progress=False)
+    cutter.join()
+    records = {r["name"]: r for r in outcome.records}
+    assert set(records) == {"baseline", "int8-dynamic"}  # nothing lost: each has its record
+    for record in records.values():
+        assert record["status"] == "failed"
+        assert "board loop: failed 2 times" in record["error"]
+    assert any("retrying (1/1)" in line for line in said)
+    assert wait_until(lambda: not board_server.leftovers())  # the board cleaned up after itself
+    assert wait_until(lambda: not worker_processes_in(board_server.board_tmp))
+
+    link.mend()
+    again = es.run(
+        experiment, tmp_path / "runs", say=said.append, show_progress=False, retry_failed=True
+    )
+    assert {r["name"]: r["status"] for r in again.records} == {
+        "baseline": "ok",
+        "int8-dynamic": "ok",
+    }
+    assert again.records[0]["measured_with"]["device"]["board"] == "loop"
+    report = again.reports["markdown"].read_text()
+    assert "measured on board loop over SSH" in report  # the run, and each machine it used:
+    assert f"measured on board loop over SSH ({config.ssh[0]}): " in report
+    link.close()
+
+
+def write_devices_file(path: Path, config: BoardConfig, **changes) -> Path:
+    import yaml
+
+    settings = {**config.model_dump(exclude_defaults=True, exclude={"name"}), **changes}
+    path.write_text(yaml.safe_dump({config.name: settings}))
+    return path
+
+
+def edgeslim_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
+    import os
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "edgeslim.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "200", **env},
+    )
+
+
+def test_devices_check_reports_what_the_board_has(board_server, device_env, tmp_path):
+    config = board_config(board_server, device_env)
+    devices = write_devices_file(tmp_path / "devices.yaml", config)
+    out = edgeslim_cli("devices", "check", "loop", env={"EDGESLIM_DEVICES": str(devices)})
+    assert out.returncode == 0, out.stderr
+    import numpy
+    import onnxruntime
+
+    for fact in ("cores", "MB free", "MHz", numpy.__version__, onnxruntime.__version__):
+        assert fact in out.stdout
+    listed = edgeslim_cli("devices", env={"EDGESLIM_DEVICES": str(devices)})
+    assert "loop" in listed.stdout and "cortex-a53" in listed.stdout
+    # a board without the runtime it promises: check says so and fails
+    write_devices_file(devices, config, runtimes=["openvino"])
+    out = edgeslim_cli("devices", "check", "loop", env={"EDGESLIM_DEVICES": str(devices)})
+    assert out.returncode == 1 and "not installed" in out.stdout
+
+
+def test_calibration_replaces_the_assumed_slowdown_in_host_budgets(
+    board_server, device_env, tmp_path, monkeypatch
+):
+    config = board_config(board_server, device_env, profile="cortex-a53")
+    devices = write_devices_file(tmp_path / "devices.yaml", config)
+    monkeypatch.setenv("EDGESLIM_DEVICES", str(devices))
+    experiment = {"name": "x", "model": "small-cnn", "device": "loop"}
+    on_board = es.config.parse(experiment)
+    assert on_board.on_board and "latency_p95_ms <= 33" in on_board.budget.describe()
+    assumed = es.config.parse({**experiment, "measure": {"where": "host"}})
+    assert not assumed.on_board and "latency_p95_ms <= 4.125" in assumed.budget.describe()
+    assert assumed.slowdown["source"] == "assumed by the profile cortex-a53"
+
+    out = edgeslim_cli(
+        "devices", "calibrate", "loop", "--models", "small-cnn,lenet5", "--runs", "100",
+        env={"EDGESLIM_DEVICES": str(devices)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    stored = es.boards.calibration("loop")
+    assert stored["models"] == ["small-cnn", "lenet5"]
+    # the same machine on both ends: a slowdown near 1, whatever the noise
+    assert 0.3 < stored["slowdown"] < 3 and stored["board_host"]
+    calibrated = es.config.parse({**experiment, "measure": {"where": "host"}})
+    bound = 33 / stored["slowdown"]
+    assert f"latency_p95_ms <= {round(bound, 6):g}" in calibrated.budget.describe()
+    assert "measured by edgeslim devices calibrate loop" in calibrated.slowdown["source"]
+
+
+def test_board_settings_are_checked_before_any_work(
+    board_server, device_env, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("EDGESLIM_DEVICES", str(tmp_path / "none.yaml"))
+    config = board_config(board_server, device_env).model_dump(exclude_defaults=True)
+    base = {"name": "x", "model": "small-cnn"}
+    with pytest.raises(ConfigError, match="unknown device profile 'pi9', and no board of that name.*boards: none"):
+        es.config.parse({**base, "device": "pi9"})
+    with pytest.raises(ConfigError, match="board loop has .*onnxruntime.*not .*openvino"):
+        es.config.parse({**base, "device": config, "runtimes": ["openvino"]})
+    with pytest.raises(ConfigError, match="device.*ssh"):
+        es.config.parse({**base, "device": {**config, "ssh": "pi@a b"}})
+    with pytest.raises(ConfigError, match="measure.where: host is for a board"):
+        es.config.parse({**base, "measure": {"where": "host"}})
+    with pytest.raises(ConfigError, match="devices calibrate loop"):
+        es.config.parse(
+            {
+                **base,
+                "device": {**config, "budget": {"latency_p95_ms": 30}},
+                "measure": {"where": "host"},
+            }
+        )
