@@ -122,7 +122,7 @@ def payload(request: dict[str, Any], env: dict[str, str]) -> tuple[bytes, dict[s
 
 
 class Board:
-    """``Board(BoardConfig(...)).run_worker(request, timeout_s)`` measures on the board."""
+    """A device like ``measure.process.THIS_HOST``: ``run_worker`` measures on the board."""
 
     def __init__(self, config: BoardConfig, say: Callable[[str], None] | None = None) -> None:
         self.config = config
@@ -193,9 +193,10 @@ class Board:
             raise BoardFault(f"{target}: the worker ran past {timeout_s:g} s and was stopped")
         return WorkerExit(message["returncode"], message["stderr"], message["result"], where)
 
-    def run_worker(self, request: dict[str, Any], timeout_s: float) -> WorkerExit:
+    def run_worker(self, request: dict[str, Any], work: Path, timeout_s: float) -> WorkerExit:
         """Measure on the board, retrying faults that may pass (``retries`` times, with a
-        pause); a fault that stays is raised with every try's reason."""
+        pause); a fault that stays is raised with every try's reason. The files cross in the
+        archive, so the host's ``work`` folder is not used here."""
         env = {"OMP_NUM_THREADS": str(request["settings"]["threads"])}
         if os.environ.get("EDGESLIM_FAULT"):  # the isolation tests' fault injection
             env["EDGESLIM_FAULT"] = os.environ["EDGESLIM_FAULT"]

@@ -30,7 +30,7 @@ from edgeslim.measure import (  # noqa: F401
     storage,
 )
 from edgeslim.measure.graph import GraphSummary, expose_activations, summarize
-from edgeslim.measure.process import OUT_OF_MEMORY, memory_failures, read_result, run_here
+from edgeslim.measure.process import OUT_OF_MEMORY, THIS_HOST, memory_failures, read_result
 from edgeslim.measure.registry import families
 from edgeslim.measure.settings import MeasureSettings
 from edgeslim.runtimes import Runtime, runtime
@@ -200,10 +200,7 @@ def measure(
             "settings": settings.to_dict(),
             "result": str(work / "result.json"),
         }
-        if board is None:
-            ended = run_here(request, work, settings.timeout_s)
-        else:
-            ended = board.run_worker(request, settings.timeout_s)
+        ended = (board or THIS_HOST).run_worker(request, work, settings.timeout_s)
     result = read_result(ended, settings.memory_limit_mb)
     check_result(result, runtime_file, data, settings)
     record.update(result["metrics"])

@@ -55,6 +55,18 @@ def run_here(request: dict, work: Path, timeout_s: float) -> WorkerExit:
     return WorkerExit(done.returncode, done.stderr, result)
 
 
+class ThisHost:
+    """The default device: a fresh worker process here (a Board is the other kind)."""
+
+    name = "this host"
+
+    def run_worker(self, request: dict, work: Path, timeout_s: float) -> WorkerExit:
+        return run_here(request, work, timeout_s)
+
+
+THIS_HOST = ThisHost()
+
+
 def read_result(ended: WorkerExit, memory_limit_mb: float | None) -> dict:
     """The worker's result, or why there is none: a crash under a memory cap means the model
     does not fit; any other crash is a failure that quotes the worker's last words."""

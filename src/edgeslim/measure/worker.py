@@ -33,7 +33,7 @@ def machine() -> dict:
 
     return {
         "host": socket.gethostname(),
-        "uname": " ".join(platform.uname()),
+        "uname": " ".join(part for part in platform.uname() if part),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "os": platform.platform(),
