@@ -324,7 +324,9 @@ def test_board_settings_are_checked_before_any_work(
     monkeypatch.setenv("EDGESLIM_DEVICES", str(tmp_path / "none.yaml"))
     config = board_config(board_server, device_env).model_dump(exclude_defaults=True)
     base = {"name": "x", "model": "small-cnn"}
-    with pytest.raises(ConfigError, match="unknown device profile 'pi9', and no board of that name.*boards: none"):
+    with pytest.raises(
+        ConfigError, match="unknown device profile 'pi9', and no board of that name.*boards: none"
+    ):
         es.config.parse({**base, "device": "pi9"})
     with pytest.raises(ConfigError, match="board loop has .*onnxruntime.*not .*openvino"):
         es.config.parse({**base, "device": config, "runtimes": ["openvino"]})
@@ -340,3 +342,60 @@ def test_board_settings_are_checked_before_any_work(
                 "measure": {"where": "host"},
             }
         )
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 64 KB file system: the board's disk, full before the model is unpacked."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_on_the_board_is_retried_then_reported(
+    board_server, device_env, small_cnn_onnx, digits, tiny_disk
+):
+    board = Board(board_config(board_server, device_env, workdir=str(tiny_disk), retry_wait_s=0))
+    with pytest.raises(BoardFault, match="failed 2 times.*No space left on device"):
+        es.measure(small_cnn_onnx, digits, QUICK, board=board)
+    assert [p.name for p in tiny_disk.iterdir()] == ["edgeslim-board.lock"]  # nothing left
+
+
+def test_a_board_that_comes_back_after_a_drop_gets_the_retry(
+    board_server, device_env, small_cnn_onnx, digits, tmp_path
+):
+    """A reboot, as the host sees it: the link drops mid-measurement, then answers again."""
+    link = CuttableLink(board_server.port)
+    known = tmp_path / "known_hosts"
+    known.write_text(board_server.host_line(link.port))
+    said: list[str] = []
+    board = Board(
+        board_config(
+            board_server,
+            device_env,
+            ssh=board_server.target(link.port),
+            known_hosts=str(known),
+            retry_wait_s=2,
+        ),
+        say=said.append,
+    )
+
+    def reboot() -> None:
+        if wait_until(lambda: any(board_server.board_tmp.glob("edgeslim-run-*/stderr.txt"))):
+            link.cut()
+            time.sleep(1)
+            link.mend()
+
+    rebooter = threading.Thread(target=reboot)
+    rebooter.start()
+    record = es.measure(small_cnn_onnx, digits, SLOW, board=board)
+    rebooter.join()
+    link.close()
+    assert record["accuracy"] > 0.9
+    assert len(said) == 1 and "retrying (1/1)" in said[0]
