@@ -3,7 +3,9 @@
 Removing a channel removes it everywhere it is coupled (the BN after a conv, the next layer's
 inputs, both sides of a residual add, a depthwise conv's group), so the result is a smaller
 dense model: fewer MACs, a smaller file, and real speed on dense CPU kernels. The final
-classifier is never pruned (its outputs are the classes).
+classifier is never pruned (its outputs are the classes). Attention blocks (``attention.py``)
+lose whole heads (``head_ratio``) and/or dimensions within each head (``ratio``), consistently
+across q, k, v and the output projection; the block's head count is updated to match.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch_pruning as tp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+from edgeslim.compress import attention as A
 from edgeslim.compress import layers as L
 from edgeslim.compress import sensitivity as S
 from edgeslim.compress.finetune import tune
@@ -39,19 +42,37 @@ class StructuredSettings(BaseModel):
     round_to: int | None = Field(None, ge=1, description="keep channel counts multiples of this")
     ratios: Literal["auto"] | dict[str, Ratio] | None = None
     tolerance: float = Field(0.02, ge=0, le=1, description="accuracy drop per layer for auto")
+    head_ratio: Ratio | None = Field(None, description="fraction of attention heads removed")
+    head_dims: bool = Field(True, description="ratio also narrows each attention head")
+    num_heads: dict[str, int] = Field(
+        {}, description="heads of attention projections edgeslim cannot find by itself"
+    )
 
     @model_validator(mode="after")
     def one_target(self) -> StructuredSettings:
         if isinstance(self.ratios, dict):
             if self.ratio is not None or self.macs_reduction is not None:
                 raise ValueError("give per-layer ratios or a ratio/macs_reduction, not both")
-        elif (self.ratio is None) == (self.macs_reduction is None):
+        elif self.ratio is not None and self.macs_reduction is not None:
             raise ValueError("give exactly one of ratio or macs_reduction")
+        elif self.ratio is None and self.macs_reduction is None and self.head_ratio is None:
+            raise ValueError("give exactly one of ratio or macs_reduction (or head_ratio)")
         return self
 
 
 def check(model: nn.Module, s: StructuredSettings, data: Dataset) -> None:
     L.check_layer_names(model, s.ignore, "prune.ignore")
+    blocks = A.find_attention(model, s.num_heads)
+    A.check_unrecognised(model, blocks, set(s.ignore))
+    if s.head_ratio is not None and not blocks:
+        raise ConfigError("prune.head_ratio: the model has no attention block to remove heads from")
+    for block in blocks if s.head_ratio is not None else ():
+        if int(block.heads * (1 - s.head_ratio)) < 1:  # Torch-Pruning keeps int(heads * (1 - r))
+            raise ConfigError(
+                f"prune.head_ratio: {block.name} has {block.heads} head(s); removing "
+                f"{s.head_ratio} of them leaves none (keep it with prune.ignore: "
+                f"[{', '.join(block.projections)}], or prune head dimensions with ratio)"
+            )
     if isinstance(s.ratios, dict):
         L.check_layer_names(model, s.ratios, "prune.ratios")
         layers = L.weighted_layers(model)
@@ -95,6 +116,13 @@ def make_pruner(
     ratio_dict: dict[str, float] | None,
 ) -> tp.pruner.MetaPruner:
     modules = dict(model.named_modules())
+    blocks = A.find_attention(model, s.num_heads)
+    ignored = ignored_modules(model, s.ignore)
+    head_dims = s.head_dims
+    if heads_only(s):  # whole heads and nothing else: every other layer keeps its width
+        projections = {id(layer) for b in blocks for layer in b.projections.values()}
+        ignored += [m for m in L.weighted_layers(model).values() if id(m) not in projections]
+        ratio, head_dims = s.head_ratio, False  # Torch-Pruning removes heads only at ratio > 0
     return tp.pruner.MetaPruner(
         model,
         example_input(data),
@@ -103,27 +131,84 @@ def make_pruner(
         iterative_steps=steps,
         global_pruning=s.scope == "global",
         pruning_ratio_dict={modules[n]: r for n, r in (ratio_dict or {}).items()} or None,
-        ignored_layers=ignored_modules(model, s.ignore),
+        ignored_layers=ignored,
         round_to=s.round_to,
+        num_heads=A.num_heads_map(blocks),
+        prune_num_heads=s.head_ratio is not None,
+        prune_head_dims=head_dims,
+        head_pruning_ratio=s.head_ratio or 0.0,
+    )
+
+
+def heads_only(s: StructuredSettings) -> bool:
+    return (
+        s.head_ratio is not None and s.ratio is None and s.macs_reduction is None and not s.ratios
     )
 
 
 def pruner_step(
-    pruner: tp.pruner.MetaPruner, model: nn.Module, data: Dataset, needs_gradients: bool
-) -> None:
-    if needs_gradients:  # Taylor importance reads weight x gradient of the loss
+    pruner: tp.pruner.MetaPruner, model: nn.Module, data: Dataset, s: StructuredSettings
+) -> dict[str, dict[str, int]]:
+    """One pruning step; attention blocks then get their new head counts, and the model must
+    still run. Returns each attention block's heads and head width."""
+    if s.importance == "taylor":  # Taylor importance reads weight x gradient of the loss
         model.zero_grad()
         x, y = torch.from_numpy(data.train.x[:256]), torch.from_numpy(data.train.y[:256])
         F.cross_entropy(model(x), y).backward()
-    pruner.step()
-    model.zero_grad(set_to_none=True)
+    blocks = A.find_attention(model, s.num_heads)
+    try:
+        pruner.step()
+    except (IndexError, RuntimeError, ValueError, KeyError) as exc:
+        raise ConfigError(cannot_follow(exc, blocks)) from exc
+    finally:
+        model.zero_grad(set_to_none=True)
+    shapes = {block.name: block.update(pruner.num_heads) for block in blocks}
+    check_still_runs(model, data, blocks)
+    return shapes
+
+
+def cannot_follow(exc: Exception, blocks: list[A.AttentionBlock]) -> str:
+    said = f"{type(exc).__name__}: {exc}"
+    if not blocks:
+        return (
+            f"prune: Torch-Pruning could not prune this model ({said}); keep the layers it "
+            "cannot follow whole with prune.ignore"
+        )
+    fused = [name for b in blocks for name in b.projections]
+    return (
+        f"prune: Torch-Pruning could not follow how an attention block splits its projections "
+        f"into q, k and v ({said}). It follows one fused projection reshaped to (B, N, 3, heads, "
+        "head_dim) and split with .unbind(0) (as timm does), or separate q/k/v Linears; it "
+        "does not follow .chunk/.split of the projection's output (einops-style ViTs) or picking "
+        "qkv[0], qkv[1], qkv[2]. Rewrite the block that way, or keep the projections whole (the "
+        f"MLPs and the embedding are still pruned): prune.ignore: [{', '.join(fused)}]"
+    )
+
+
+def check_still_runs(model: nn.Module, data: Dataset, blocks: list[A.AttentionBlock]) -> None:
+    try:
+        with torch.no_grad():
+            model.eval()(example_input(data))
+    except Exception as exc:
+        hint = (
+            "; an attention block whose forward fixes the width (reshape(B, N, C) with C from "
+            "its input, or a head count it does not read from itself) cannot be narrowed: use -1 "
+            "in that reshape, or keep its projections whole with prune.ignore ("
+            + ", ".join(p for b in blocks for p in b.projections)
+            + ")"
+            if blocks
+            else ""
+        )
+        raise ConfigError(
+            f"prune: the pruned model no longer runs ({type(exc).__name__}: {exc}){hint}"
+        ) from exc
 
 
 def prune_by_ratio(model, data, s, ratio_dict, finetune) -> None:
     ratio = s.ratio or 0.0
     pruner = make_pruner(model, data, s, ratio, s.steps, ratio_dict)
     for step in range(s.steps):
-        pruner_step(pruner, model, data, s.importance == "taylor")
+        pruner_step(pruner, model, data, s)
         finetune(step)
 
 
@@ -134,7 +219,7 @@ def prune_by_macs(model, data, s, finetune, fine_steps: int = 400) -> None:
     for stage in range(1, s.steps + 1):
         goal = base / s.macs_reduction ** (stage / s.steps)
         while macs_of(model, data) > goal and pruner.current_step < fine_steps:
-            pruner_step(pruner, model, data, s.importance == "taylor")
+            pruner_step(pruner, model, data, s)
         finetune(stage - 1)
     if macs_of(model, data) > base / s.macs_reduction * 1.001:
         raise ConfigError(
@@ -147,7 +232,7 @@ def pruned_copy(
     model: nn.Module, data: Dataset, s: StructuredSettings, ratios: dict[str, float]
 ) -> nn.Module:
     twin = copy.deepcopy(model)
-    pruner_step(make_pruner(twin, data, s, 0.0, 1, ratios), twin, data, s.importance == "taylor")
+    pruner_step(make_pruner(twin, data, s, 0.0, 1, ratios), twin, data, s)
     return twin
 
 
@@ -229,6 +314,9 @@ def apply(model: nn.Module, data: Dataset, s: StructuredSettings, ctx: StepConte
         prune_by_ratio(model, data, s, None, finetune)
     macs = macs_of(model, data)
     params = sum(p.numel() for p in model.parameters())
+    blocks = A.find_attention(model, s.num_heads)
+    if blocks:  # heads and head width left in each attention block
+        info["attention"] = {block.name: block.shape() for block in blocks}
     info.update(
         {
             "macs_reduction": round(base_macs / macs, 3),

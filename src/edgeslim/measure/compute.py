@@ -20,14 +20,20 @@ if TYPE_CHECKING:
     [
         ("params", "count", "lower", "stored weights and biases (Q/DQ scales excluded)"),
         ("nonzero_params", "count", "lower", "parameters that are not zero"),
-        ("macs", "count", "lower", "multiply-accumulates of conv/linear layers at batch 1"),
-        ("macs_by_layer", "count", "", "MACs of each conv/linear layer"),
+        (
+            "macs",
+            "count",
+            "lower",
+            "multiply-accumulates at batch 1: conv/linear layers and activation x activation "
+            "products (attention's QK^T and attention x V)",
+        ),
+        ("macs_by_layer", "count", "", "MACs of each conv/linear layer and activation product"),
     ],
 )
 def compute(summary: GraphSummary) -> dict:
     return {
         "params": summary.params,
         "nonzero_params": summary.nonzero_params,
-        "macs": sum(layer.macs for layer in summary.layers),
-        "macs_by_layer": {layer.name: layer.macs for layer in summary.layers},
+        "macs": sum(op.macs for op in (*summary.layers, *summary.products)),
+        "macs_by_layer": {op.name: op.macs for op in (*summary.layers, *summary.products)},
     }

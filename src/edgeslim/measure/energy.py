@@ -38,7 +38,9 @@ PJ_PER_BYTE_SRAM = 5.0 / 4  # 5 pJ per 32-bit SRAM access
     ],
 )
 def energy(summary: GraphSummary) -> dict:
-    compute_pj = sum(layer.macs * PJ_PER_MAC[layer.compute] for layer in summary.layers)
+    compute_pj = sum(
+        op.macs * PJ_PER_MAC[op.compute] for op in (*summary.layers, *summary.products)
+    )
     weights_pj = summary.weight_bytes * PJ_PER_BYTE_DRAM
     activation_bytes = sum(t.nbytes or 0 for t in summary.activations)
     activations_pj = 2 * activation_bytes * PJ_PER_BYTE_SRAM

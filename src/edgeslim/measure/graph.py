@@ -54,6 +54,16 @@ class Layer:
 
 
 @dataclass
+class Product:
+    """A product of two activations (attention's QK^T and attention x V): MACs, no weight."""
+
+    name: str  # the node's name in the graph
+    op: str
+    macs: int
+    compute: str
+
+
+@dataclass
 class Tensor:
     name: str
     nbytes: int | None  # None where shape inference could not tell
@@ -70,6 +80,7 @@ class GraphSummary:
     opsets: dict[str, int]
     output_shape: tuple[int | str, ...] = ()  # the first output at batch 1, as inferred
     layers: list[Layer] = field(default_factory=list)
+    products: list[Product] = field(default_factory=list)  # activation x activation matmuls
     params: int = 0
     nonzero_params: int = 0
     weight_bytes: int = 0
@@ -259,6 +270,13 @@ class GraphWalk:
             name = self.nodes[self.producer[name]].input[0]
         return name
 
+    def quantized(self, node: onnx.NodeProto) -> bool:
+        """An integer op, or one fed by a dequantizer (QDQ): the runtime computes it in INT8."""
+        producer = self.producer.get(node.input[0])
+        return node.op_type in INTEGER_OPS or (
+            producer is not None and self.nodes[producer].op_type == "DequantizeLinear"
+        )
+
     def float_kind(self, name: str) -> str:
         value = self.values.get(name)
         half = value is not None and value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
@@ -304,13 +322,23 @@ def count_params(summary: GraphSummary, walk: GraphWalk) -> None:
 def count_layers(summary: GraphSummary, walk: GraphWalk) -> None:
     for node, source in walk.weighted_nodes():
         weight = walk.array(source)
-        if weight is None:
-            continue  # activation x activation product: not a weighted layer
+        if weight is None:  # activation x activation (attention): MACs without a weight
+            summary.products.append(
+                Product(
+                    name=node.name or node.output[0],
+                    op=node.op_type,
+                    macs=layer_macs(
+                        node,
+                        (),
+                        concrete(walk.values.get(node.input[0])),
+                        concrete(walk.values.get(node.output[0])),
+                    ),
+                    compute="int8" if walk.quantized(node) else walk.float_kind(node.input[0]),
+                )
+            )
+            continue
         summary.activation_inputs.append(walk.source_activation(node.input[0]))
-        producer = walk.producer.get(node.input[0])
-        quantized = node.op_type in INTEGER_OPS or (
-            producer is not None and walk.nodes[producer].op_type == "DequantizeLinear"
-        )
+        quantized = walk.quantized(node)
         macs = layer_macs(
             node,
             weight.shape,
