@@ -23,6 +23,7 @@ class Student(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str
     width: float = Field(1.0, gt=0)
+    depth: float | None = Field(None, gt=0, description="block count multiplier (ViTs)")
     seed: int = 0
 
 
@@ -86,7 +87,8 @@ def build_student(s: DistillSettings, current: nn.Module, data: Dataset) -> nn.M
         return current
     from edgeslim.models import build
 
-    return build(s.student.model, data.spec, seed=s.student.seed, width=s.student.width)
+    depth = {} if s.student.depth is None else {"depth": s.student.depth}
+    return build(s.student.model, data.spec, seed=s.student.seed, width=s.student.width, **depth)
 
 
 def check(model: nn.Module, s: DistillSettings, data: Dataset) -> None:
@@ -124,11 +126,18 @@ class Hints:
             student.eval()(x)
             teacher.eval()(x)
         self.adapters = nn.ModuleList()
-        for i in range(len(pairs)):
+        for i, (s_name, t_name) in enumerate(pairs):
             s_out, t_out = self.features[("s", i)], self.features[("t", i)]
-            conv = s_out.dim() == 4
-            make = nn.Conv2d if conv else nn.Linear
-            self.adapters.append(make(s_out.shape[1], t_out.shape[1], *((1,) if conv else ())))
+            if s_out.dim() == 4:  # feature maps: a 1x1 convolution across channels
+                self.adapters.append(nn.Conv2d(s_out.shape[1], t_out.shape[1], 1))
+                continue
+            if s_out.dim() == 3 and s_out.shape[1] != t_out.shape[1]:
+                raise ConfigError(
+                    f"distill.hints: {s_name} gives {s_out.shape[1]} tokens but {t_name} gives "
+                    f"{t_out.shape[1]}; token hints need the same tokens (patch size)"
+                )
+            # features or tokens (batch, tokens, width): a linear map of the last dimension
+            self.adapters.append(nn.Linear(s_out.shape[-1], t_out.shape[-1]))
         self.features.clear()
 
     def keeper(self, key):

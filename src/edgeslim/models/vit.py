@@ -12,7 +12,11 @@ import torch
 from torch import nn
 
 from edgeslim.data.bundle import DataSpec
+from edgeslim.errors import ModelLoadError
 from edgeslim.models.registry import channels, image_shape, register_model, stride_for
+
+# GELU is the transformers' usual choice; TFLite Micro has no GELU kernel, so an MCU ViT uses ReLU
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 
 
 class Attention(nn.Module):
@@ -35,13 +39,15 @@ class Attention(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: attention and an MLP, each around a residual."""
 
-    def __init__(self, dim: int, num_heads: int, head_dim: int, mlp_ratio: float) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, head_dim: int, mlp_ratio: float, act: str = "gelu"
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = Attention(dim, num_heads, head_dim)
         self.norm2 = nn.LayerNorm(dim)
         hidden = channels(dim, mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), ACTIVATIONS[act](), nn.Linear(hidden, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
@@ -60,6 +66,7 @@ class ViT(nn.Module):
         num_heads: int,
         mlp_ratio: float,
         cls_token: bool,
+        act: str,
     ) -> None:
         super().__init__()
         self.patch_embed = nn.Conv2d(in_channels, dim, patch, stride=patch)
@@ -68,7 +75,7 @@ class ViT(nn.Module):
         self.pos_embed = nn.Parameter(torch.randn(1, tokens + int(cls_token), dim) * 0.02)
         head_dim = max(1, dim // num_heads)
         self.blocks = nn.Sequential(
-            *(Block(dim, num_heads, head_dim, mlp_ratio) for _ in range(depth))
+            *(Block(dim, num_heads, head_dim, mlp_ratio, act) for _ in range(depth))
         )
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, classes)
@@ -88,6 +95,7 @@ def vit(
     depth: float = 1.0,
     num_heads: int = 4,
     cls_token: bool = True,
+    act: str = "gelu",
 ) -> nn.Module:
     """ViT with patch 4 (patch 2 on 8x8 digits), 64 wide, 4 blocks of 4 heads, MLP 2x; width
     scales the embedding (head count kept, heads narrower), depth the block count."""
@@ -103,7 +111,14 @@ def vit(
         num_heads=num_heads,
         mlp_ratio=2.0,
         cls_token=cls_token,
+        act=checked_activation(act),
     )
+
+
+def checked_activation(act: str) -> str:
+    if act not in ACTIVATIONS:
+        raise ModelLoadError(f"act: {act!r} is not one of {sorted(ACTIVATIONS)}")
+    return act
 
 
 class InvertedResidual(nn.Module):
@@ -132,7 +147,7 @@ class MobileViTBlock(nn.Module):
     """Local 3x3 convolution, then global attention over the feature map's positions (each
     pixel a token), then a fusion convolution with the block's input."""
 
-    def __init__(self, c: int, dim: int, depth: int, num_heads: int) -> None:
+    def __init__(self, c: int, dim: int, depth: int, num_heads: int, act: str) -> None:
         super().__init__()
         self.local = nn.Sequential(
             nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.SiLU()
@@ -140,7 +155,7 @@ class MobileViTBlock(nn.Module):
         self.to_tokens = nn.Conv2d(c, dim, 1, bias=False)
         head_dim = max(1, dim // num_heads)
         self.transformer = nn.Sequential(
-            *(Block(dim, num_heads, head_dim, 2.0) for _ in range(depth))
+            *(Block(dim, num_heads, head_dim, 2.0, act) for _ in range(depth))
         )
         self.norm = nn.LayerNorm(dim)
         self.from_tokens = nn.Conv2d(dim, c, 1, bias=False)
@@ -158,7 +173,7 @@ class MobileViTBlock(nn.Module):
 
 @register_model("mobilevit")
 def mobilevit(
-    spec: DataSpec, width: float = 1.0, depth: float = 1.0, num_heads: int = 4
+    spec: DataSpec, width: float = 1.0, depth: float = 1.0, num_heads: int = 4, act: str = "gelu"
 ) -> nn.Module:
     """MobileViT-like hybrid: a convolutional stem and MobileNetV2 blocks down to 7x7 (on
     28x28), two attention blocks over that map, global pooling. Width scales every channel
@@ -173,7 +188,7 @@ def mobilevit(
         nn.SiLU(),
         InvertedResidual(c1, c1, 1),
         InvertedResidual(c1, c2, s2),
-        MobileViTBlock(c2, dim, channels(2, depth), num_heads),
+        MobileViTBlock(c2, dim, channels(2, depth), num_heads, checked_activation(act)),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Linear(c2, spec.num_classes),

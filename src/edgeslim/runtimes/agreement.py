@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgeslim.errors import ExportError
+from edgeslim.errors import ExportError, MeasurementError
 from edgeslim.runtimes.native_output import c_output
 from edgeslim.runtimes.registry import fixed_batch
 
@@ -37,15 +37,21 @@ def check_agreement(
     with torch.no_grad():
         expected = model.eval()(torch.from_numpy(x)).numpy()
     loaded = []
-    c_output(lambda: loaded.append(engine.load(path, 1)))  # runtimes' start-up notes
-    session = loaded[0]
-    step = fixed_batch(session) or len(x)
-    got = np.concatenate(
-        [
-            session.run(None, {session.input_name: x[i : i + step]})[0]
-            for i in range(0, len(x), step)
-        ]
-    )[: len(x)]
+    try:
+        c_output(lambda: loaded.append(engine.load(path, 1)))  # runtimes' start-up notes
+        session = loaded[0]
+        step = fixed_batch(session) or len(x)
+        got = np.concatenate(
+            [
+                session.run(None, {session.input_name: x[i : i + step]})[0]
+                for i in range(0, len(x), step)
+            ]
+        )[: len(x)]
+    except (RuntimeError, ValueError) as exc:  # the runtime's own words: an op it lacks, ...
+        raise MeasurementError(
+            f"{path}: {engine.name} {engine.version()} cannot run this model: "
+            + " ".join(str(exc).split())
+        ) from exc
     diff = float(np.abs(got.astype(np.float32) - expected).max())
     top1 = float((got.argmax(1) == expected.argmax(1)).mean())
     figures = {

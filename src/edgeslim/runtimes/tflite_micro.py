@@ -28,6 +28,7 @@ class ArenaTooSmall(RuntimeError):
     pass
 
 
+MISSING = re.compile(r"missing: (\d+)")
 SHORT_OF_MEMORY = re.compile(r"missing: \d+|Failed to (allocate|resize)")
 
 
@@ -64,7 +65,17 @@ def arena_bytes(path: str) -> int:
     found = ARENA_TOTAL.search(report)
     if not found:
         raise RuntimeError(f"TFLite Micro reported no arena total: {report.strip()[:200]}")
-    return int(found.group(1))
+    total = int(found.group(1))
+    # the report leaves out the temporary memory some kernels ask for while the interpreter is
+    # built (BatchMatMul in attention); TFLite Micro then says how many bytes were missing
+    for _ in range(8):
+        try:
+            interpreter(path, total)
+            return total
+        except ArenaTooSmall as exc:
+            missing = MISSING.search(str(exc))
+            total += int(missing.group(1)) if missing else total // 4
+    raise RuntimeError(f"TFLite Micro did not settle on an arena size (last tried {total} bytes)")
 
 
 class TfliteMicroSession:
