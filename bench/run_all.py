@@ -1,13 +1,13 @@
 """Every side-by-side benchmark in one run, written to one Markdown file.
 
-    python bench/run_all.py          # full run, <= 45 min on 2 cores -> bench/RESULTS.md
-    python bench/run_all.py --quick  # reduced, < 5 min               -> bench/RESULTS-quick.md
+    python bench/run_all.py          # full run (its wall time heads RESULTS.md) -> bench/RESULTS.md
+    python bench/run_all.py --quick  # reduced (9 min in CI before transformers) -> RESULTS-quick.md
 
 Sections: the headline (edgeslim's recommendation under a storage and latency budget),
 quantization against NNCF / PyTorch / ONNX Runtime defaults, structured pruning against
-Torch-Pruning, the compression ratio against Deep Compression, and the physical limit of this
-core. A section that fails is reported in the file with its error, and the others still run;
-the script then exits non-zero.
+Torch-Pruning, the compression ratio against Deep Compression, the runtimes, transformers against
+Torch-Pruning's ViT example, and the physical limit of this core. A section that fails is
+reported in the file with its error, and the others still run; the script then exits non-zero.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import peers_pruning
 import peers_quantization
 import physical_limit
 import runtimes
+import transformers
 from common import Bench, Section
 from edgeslim.compress.quantize import cpu_has_vnni
 from edgeslim.measure.worker import cpu_model
@@ -105,6 +106,7 @@ def main() -> None:
         ("Structured pruning", peers_pruning.run),
         ("Compression ratio", compression_ratio.run),
         ("Runtimes", runtimes.run),
+        ("Transformers", transformers.run),
         ("Physical limit", limit),
     ]
     body, timings, failed = [], [], []
