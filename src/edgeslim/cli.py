@@ -411,8 +411,10 @@ def devices_calibrate(
     ),
     runs: Annotated[int, typer.Option(help="latency samples per model and machine")] = 300,
 ) -> None:
-    """Measure reference models here and on NAME; store the slowdown that replaces the assumed
-    one when NAME's budget is applied to figures measured on this host."""
+    """Measure reference models here and on NAME; store the slowdown its host budgets use.
+
+    The measured slowdown replaces the profile's assumed one when NAME's budget is applied to
+    figures measured on this host (measure: {where: host})."""
     from edgeslim.boards import board_named
     from edgeslim.boards.calibrate import calibrate
 
