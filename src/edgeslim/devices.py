@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeslim.budget import Budget
 from edgeslim.errors import ConfigError
 
 
@@ -29,11 +28,6 @@ class DeviceProfile:
     source: str = ""
     runtimes: tuple[str, ...] = ()  # what ships on such a device (an experiment's default)
     slowdown: float = 1.0  # assumed: the device's latency / this host's, for one core
-
-    def budget_on_host(self, slowdown: float | None = None) -> Budget:
-        """The budget for figures measured on this host: latency bounds divided by the
-        slowdown (the assumed one unless a measured one is given)."""
-        return Budget.parse(self.budget, f"device {self.name}").on_host(slowdown or self.slowdown)
 
 
 DEVICES: dict[str, DeviceProfile] = {
