@@ -24,7 +24,7 @@ import copy
 import itertools
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -32,6 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from edgeslim.boards.board import BoardConfig
 from edgeslim.budget import Budget
 from edgeslim.errors import ConfigError, describe_validation
+
+if TYPE_CHECKING:
+    from edgeslim.devices import DeviceProfile
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 NAME_RULE = "1-100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit"
@@ -299,7 +302,7 @@ class Experiment:
 
 def resolve_device(
     device: str | BoardConfig | None,
-):  # -> (BoardConfig | None, DeviceProfile | None)
+) -> tuple[BoardConfig | None, DeviceProfile | None]:
     """A built-in profile's name, a board's name (the devices file) or a board's settings; a
     board may name a profile for its budget and emulation settings."""
     from edgeslim.devices import DEVICES
@@ -323,7 +326,9 @@ def resolve_device(
     return board, profile
 
 
-def host_slowdown(board: BoardConfig | None, profile) -> dict[str, Any] | None:
+def host_slowdown(
+    board: BoardConfig | None, profile: DeviceProfile | None
+) -> dict[str, Any] | None:
     """How much slower the device is than this host, for a device's latency bounds on figures
     measured here: a board's measured calibration, else its profile's assumption."""
     if board is not None:

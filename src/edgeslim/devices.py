@@ -16,8 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeslim.errors import ConfigError
-
 
 @dataclass(frozen=True)
 class DeviceProfile:
@@ -84,9 +82,3 @@ DEVICES: dict[str, DeviceProfile] = {
         ),
     ]
 }
-
-
-def device(name: str, where: str = "device") -> DeviceProfile:
-    if name not in DEVICES:
-        raise ConfigError(f"{where}: unknown device profile {name!r}; profiles: {sorted(DEVICES)}")
-    return DEVICES[name]
