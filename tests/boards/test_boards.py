@@ -399,3 +399,9 @@ def test_a_board_that_comes_back_after_a_drop_gets_the_retry(
     link.close()
     assert record["accuracy"] > 0.9
     assert len(said) == 1 and "retrying (1/1)" in said[0]
+
+
+def test_a_missing_ssh_client_is_a_clear_error(board_server, device_env, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(BoardError, match="OpenSSH client .ssh. is not installed"):
+        check(Board(board_config(board_server, device_env)))

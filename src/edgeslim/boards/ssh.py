@@ -57,6 +57,13 @@ def ssh_argv(target: str, remote: list[str], options: SshOptions) -> list[str]:
     return [*argv, "--", target, " ".join(shlex.quote(arg) for arg in remote)]
 
 
+def no_client() -> BoardError:
+    return BoardError(
+        "the OpenSSH client (ssh) is not installed here: apt-get install openssh-client "
+        "(or your system's equivalent)"
+    )
+
+
 def failure(target: str, stderr: str, returncode: int | None) -> BoardError:
     """What went wrong, from ssh's own words: a host-key or login problem is the user's to fix
     (not retried); anything else is a connection that may come back (retried)."""
@@ -94,12 +101,15 @@ class Channel:
 
     def __init__(self, target: str, remote: list[str], options: SshOptions) -> None:
         self.target = target
-        self.proc = subprocess.Popen(
-            ssh_argv(target, remote, options),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                ssh_argv(target, remote, options),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            raise no_client() from None
         self.lines: queue.Queue[bytes | None] = queue.Queue()
         self.stderr: list[bytes] = []
         threading.Thread(target=self._pump, args=(self.proc.stdout,), daemon=True).start()
@@ -176,6 +186,8 @@ def run(target: str, remote: list[str], options: SshOptions, timeout_s: float) -
         )
     except subprocess.TimeoutExpired:
         raise BoardFault(f"{target}: no answer for {timeout_s:g} s") from None
+    except FileNotFoundError:
+        raise no_client() from None
     if done.returncode != 0:
         raise failure(target, done.stderr, done.returncode)
     return done.stdout
