@@ -26,7 +26,13 @@ from edgeslim.boards.ssh import Channel, SshOptions, check_target
 from edgeslim.errors import BoardError, BoardFault
 from edgeslim.measure.process import WorkerExit
 
-BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
+
+@functools.cache
+def bootstrap_source() -> str:
+    """Read once: it is sent on every connection, and a busy pool is polled twice a second."""
+    return Path(__file__).with_name("bootstrap.py").read_text()
+
+
 # the answer to "connect and take the lock" may take a login's worth of time on a slow board
 HANDSHAKE_S = 30.0
 
@@ -91,7 +97,7 @@ def worker_zip() -> bytes:
     return buffer.getvalue()
 
 
-def payload(request: dict[str, Any], env: dict[str, str]) -> tuple[bytes, dict[str, Any]]:
+def payload(request: dict[str, Any], env: dict[str, str]) -> bytes:
     """The tar archive the board unpacks: its files under fixed names (nothing the user named
     reaches the board's file system or command line), and the request rewritten to them."""
     model = Path(request["model"])
@@ -118,7 +124,7 @@ def payload(request: dict[str, Any], env: dict[str, str]) -> tuple[bytes, dict[s
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o600
             archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue(), remote
+    return buffer.getvalue()
 
 
 class Board:
@@ -142,7 +148,7 @@ class Board:
         return [
             self.config.python,
             "-c",
-            BOOTSTRAP.read_text(),
+            bootstrap_source(),
             self.config.workdir or "",
             f"{timeout_s:g}",
         ]
@@ -200,7 +206,7 @@ class Board:
         env = {"OMP_NUM_THREADS": str(request["settings"]["threads"])}
         if os.environ.get("EDGESLIM_FAULT"):  # the isolation tests' fault injection
             env["EDGESLIM_FAULT"] = os.environ["EDGESLIM_FAULT"]
-        archive, _ = payload(request, env)
+        archive = payload(request, env)
         reasons = []
         tries = self.config.retries + 1
         for attempt in range(1, tries + 1):

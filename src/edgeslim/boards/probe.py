@@ -47,7 +47,7 @@ workdir = sys.argv[2] or tempfile.gettempdir()
 os.makedirs(workdir, exist_ok=True)
 print(json.dumps({
     "host": socket.gethostname(),
-    "uname": " ".join(platform.uname()),
+    "uname": " ".join(part for part in platform.uname() if part),
     "python": platform.python_version(),
     "python_path": sys.executable,
     "cpu": cpu(),
@@ -59,7 +59,6 @@ print(json.dumps({
     "disk_free_mb": round(shutil.disk_usage(workdir).free / 2**20),
     "leftover_folders": len(glob.glob(os.path.join(workdir, "edgeslim-run-*"))),
     "packages": {name: version(name) for name in ["numpy", *sys.argv[1].split(",")] if name},
-    "torch": version("torch"),
 }))
 """
 
