@@ -222,6 +222,7 @@ def measure(
         "data": data.source,
         "test_samples": len(data.test),
         "storage_compressor": storage.COMPRESSOR,
+        "storage_coding": storage.CODING,
         "activation_memory": memory.ACTIVATION_METHOD,
         "energy_table": energy.SOURCE,
         "device": ended.where or {"board": None},
