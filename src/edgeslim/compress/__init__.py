@@ -1,6 +1,7 @@
 """Compression techniques, each registered by name (see ``registry``), and ``compress``."""
 
 from edgeslim.compress import (  # noqa: F401  (registration)
+    cluster,
     distill,
     finetune,
     qat,
