@@ -1,7 +1,7 @@
 import torch
 
 import edgeslim as es
-from edgeslim.train import fit
+from edgeslim.train import fit, predict
 
 
 def test_small_cnn_reaches_97_percent_on_digits(trained_small_cnn, digits):
@@ -48,3 +48,74 @@ def test_teacher_hook_passes_teacher_logits(digits):
         show_progress=False,
     )
     assert seen and all(seen)
+
+
+def test_shift_and_flip_move_the_images_and_nothing_else():
+    from edgeslim.train import augment_batch
+
+    x = torch.arange(2 * 1 * 5 * 5, dtype=torch.float32).reshape(2, 1, 5, 5)
+    g = torch.Generator().manual_seed(0)
+    same = augment_batch(x, 0, False, g)
+    assert torch.equal(same, x)
+    moved = augment_batch(x, 2, False, torch.Generator().manual_seed(1))
+    assert moved.shape == x.shape and not torch.equal(moved, x)
+    for image, original in zip(moved, x, strict=True):
+        # a shift of at most 2 pixels: the original image's centre lies somewhere in it
+        centre = original[0, 2, 2]
+        assert (image == centre).any()
+        assert set(image.unique().tolist()) <= set(original.unique().tolist())
+    flips = [augment_batch(x, 0, True, torch.Generator().manual_seed(s)) for s in range(8)]
+    for flipped in flips:
+        for image, original in zip(flipped, x, strict=True):
+            assert torch.equal(image, original) or torch.equal(image, original.flip(-1))
+    assert any(not torch.equal(f, x) for f in flips) and any(torch.equal(f, x) for f in flips)
+
+
+def test_training_options_take_effect(digits):
+    from edgeslim.errors import ConfigError
+    from edgeslim.train import make_scheduler
+
+    def confidence(**options):
+        model = es.models.build("small-cnn", digits.spec)
+        fit(model, digits, epochs=3, patience=None, show_progress=False, **options)
+        probs = torch.softmax(torch.from_numpy(predict(model, digits.test.x)), 1)
+        return float(probs.max(1).values.mean()), es.evaluate(model, digits.test)
+
+    sharp, _ = confidence()
+    smooth, accuracy = confidence(label_smoothing=0.2, shift=1, schedule="cosine")
+    assert smooth < sharp - 0.05  # label smoothing: less certain, still accurate
+    assert accuracy >= 0.9
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    cosine = make_scheduler(optimizer, "cosine", 0.1, 10)
+    for _ in range(10):
+        optimizer.step()
+        cosine.step()
+    assert optimizer.param_groups[0]["lr"] < 1e-6
+    flat = es.data.load("digits")
+    vectors = es.data.Dataset(
+        es.data.DataSpec((64,), 10),
+        *(es.data.Split(s.x.reshape(len(s.x), -1), s.y) for s in (flat.train, flat.val, flat.test)),
+    )
+    try:
+        fit(es.models.build("mlp", vectors.spec), vectors, epochs=1, shift=2, show_progress=False)
+    except ConfigError as exc:
+        assert "shift and flip move images" in str(exc)
+    else:
+        raise AssertionError("shift on feature vectors must be refused")
+
+
+def test_device_auto_falls_back_to_the_cpu_and_cuda_is_checked(digits):
+    import pytest
+
+    from edgeslim.errors import ConfigError
+    from edgeslim.train import training_device
+
+    model = es.models.build("mlp", digits.spec)
+    fit(model, digits, epochs=1, device="auto", show_progress=False)
+    assert all(p.device.type == "cpu" for p in model.parameters())  # back on the CPU
+    if torch.cuda.is_available():
+        assert training_device("auto").type == "cuda"
+    else:
+        assert training_device("auto").type == "cpu"
+        with pytest.raises(ConfigError, match="torch sees no GPU"):
+            es.compress(es.Candidate("m", model=model), digits, [[{"finetune": {}}]], device="cuda")

@@ -64,6 +64,13 @@ class TrainConfig(Strict):
     batch_size: int = Field(64, ge=1)
     patience: int | None = Field(5, ge=1)
     seed: int = 0
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    shift: int = Field(0, ge=0, description="random shift of training images, in pixels")
+    flip: bool = Field(False, description="random left-right flips (where classes allow it)")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="where training and fine-tuning run; auto: a GPU if torch sees one"
+    )
 
 
 class CandidateConfig(Strict):
@@ -124,6 +131,7 @@ class SpaceConfig(Strict):
     distill: list[bool] = [False]
     temperature: tuple[float, float] = (4.0, 4.0)
     student_width: tuple[float, float] | None = None
+    clusters: list[int] = Field([0], description="shared values a layer keeps; 0: no clustering")
     finetune_epochs: int = Field(2, ge=0)
 
     @model_validator(mode="after")
@@ -141,8 +149,10 @@ class SpaceConfig(Strict):
                     f"{name}: [low, high] with {lowest} <= low <= high <= {highest}, "
                     f"got {list(value)}"
                 )
-        if not self.quantize or not self.distill:
-            raise ValueError("quantize and distill each need at least one choice")
+        if not self.quantize or not self.distill or not self.clusters:
+            raise ValueError("quantize, distill and clusters each need at least one choice")
+        if any(c != 0 and not 2 <= c <= 256 for c in self.clusters):
+            raise ValueError(f"clusters: 0 (none) or 2 to 256 each, got {self.clusters}")
         return self
 
     def dimensions(self) -> list[str]:
@@ -152,7 +162,11 @@ class SpaceConfig(Strict):
             for name in ("structured_ratio", "sparsity", "temperature", "student_width")
             if getattr(self, name) is not None and getattr(self, name)[0] < getattr(self, name)[1]
         ]
-        varying += [name for name in ("quantize", "distill") if len(set(getattr(self, name))) > 1]
+        varying += [
+            name
+            for name in ("quantize", "distill", "clusters")
+            if len(set(getattr(self, name))) > 1
+        ]
         if "temperature" in varying and True not in self.distill:
             varying.remove("temperature")
         return varying

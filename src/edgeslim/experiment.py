@@ -106,7 +106,8 @@ class Runner:
                 "model_file": file_digest(model) if Path(model).is_file() else None,
                 "weights": file_digest(weights) if weights else None,
                 "data": self.data.source,
-                "train": self.config.train.model_dump(),
+                # where it trains is not what it learns: a GPU run reuses a CPU run's baseline
+                "train": self.config.train.model_dump(exclude={"device"}),
                 "edgeslim": __version__,
             }
         )
@@ -198,7 +199,9 @@ class Runner:
         from edgeslim.compress.pipeline import run_recipe
         from edgeslim.compress.registry import StepContext
 
-        ctx = StepContext(base=base, show_progress=self.show_progress)
+        ctx = StepContext(
+            base=base, show_progress=self.show_progress, device=self.config.train.device
+        )
         return self.timed(
             "build",
             lambda: run_recipe(

@@ -2,6 +2,12 @@
 
 Later techniques plug in through two hooks rather than copies of this loop:
 ``loss(logits, targets, teacher_logits)`` (distillation) and ``regularizer(model, x)``.
+
+What a serious training run has is here too: random shifts and horizontal flips of image
+batches (``shift``, ``flip``; a flip only where the classes allow it, which is the user's call:
+a flipped shoe is a shoe, a flipped 2 is not), one-cycle or cosine learning rates, label
+smoothing, and a GPU when there is one (``device: auto``; everything after training, export and
+measurement, stays on the CPU).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import copy
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -23,10 +30,65 @@ from edgeslim.progress import progress_bar
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 Regularizer = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+Schedule = Literal["onecycle", "cosine", "constant"]
+DeviceSetting = Literal["auto", "cpu", "cuda"]
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, _teacher=None) -> torch.Tensor:
     return F.cross_entropy(logits, targets)
+
+
+def smoothed_cross_entropy(smoothing: float) -> LossFn:
+    def loss(logits: torch.Tensor, targets: torch.Tensor, _teacher=None) -> torch.Tensor:
+        return F.cross_entropy(logits, targets, label_smoothing=smoothing)
+
+    return loss
+
+
+def training_device(setting: str) -> torch.device:
+    """``auto``: the GPU where torch sees one, else the CPU."""
+    if setting not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device: expected auto, cpu or cuda, got {setting!r}")
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "device: cuda was asked for, but torch sees no GPU (torch.cuda.is_available() is "
+            "False: no GPU, or a CPU-only torch); use auto to fall back to the CPU"
+        )
+    if setting == "auto":
+        setting = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(setting)
+
+
+def augment_batch(
+    x: torch.Tensor, shift: int, flip: bool, generator: torch.Generator
+) -> torch.Tensor:
+    """Each image moved by up to ``shift`` pixels each way (edges repeated), and mirrored left
+    to right with probability 1/2 when ``flip``."""
+    n, c, h, w = x.shape
+    if shift:
+        padded = F.pad(x, (shift, shift, shift, shift), mode="replicate")
+        dy, dx = torch.randint(0, 2 * shift + 1, (2, n, 1), generator=generator)
+        rows = (dy + torch.arange(h))[:, None, :, None]
+        cols = (dx + torch.arange(w))[:, None, None, :]
+        x = padded[
+            torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols
+        ]
+    if flip:
+        mirrored = torch.rand(n, generator=generator) < 0.5
+        x = torch.where(mirrored[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, schedule: str, lr: float, steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    if schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    if schedule == "constant":
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
+    raise ConfigError(f"schedule: expected onecycle, cosine or constant, got {schedule!r}")
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -47,11 +109,16 @@ class FitResult:
 
 @torch.no_grad()
 def predict(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Logits for ``x`` in eval mode; the caller's train/eval state is restored."""
+    """Logits for ``x`` in eval mode, on the model's device; the caller's train/eval state is
+    restored."""
     was_training = model.training
     model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     try:
-        out = [model(torch.from_numpy(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+        out = [
+            model(torch.from_numpy(x[i : i + batch_size]).to(device)).cpu()
+            for i in range(0, len(x), batch_size)
+        ]
     finally:
         model.train(was_training)
     return torch.cat(out).numpy()
@@ -78,6 +145,11 @@ def fit(
     after_step: Callable[[nn.Module], None] | None = None,
     restore_best: bool = True,
     extra_parameters: Iterable[nn.Parameter] = (),
+    schedule: Schedule = "onecycle",
+    label_smoothing: float = 0.0,
+    shift: int = 0,
+    flip: bool = False,
+    device: DeviceSetting = "auto",
     desc: str = "train",
     show_progress: bool = True,
 ) -> FitResult:
@@ -87,6 +159,7 @@ def fit(
     where the most accurate epoch is often the one the penalty has shaped least.
     ``teacher`` (frozen, eval mode) makes its logits the third argument of ``loss``;
     ``after_step`` runs after every optimiser step (e.g. to re-apply a sparsity mask).
+    The model (and ``teacher``) train on ``device`` and come back on the CPU.
     """
     if epochs < 0:
         raise ConfigError(f"epochs must be >= 0, got {epochs}")
@@ -94,17 +167,32 @@ def fit(
         raise ConfigError(
             f"lr must be > 0 and batch_size >= 1 (got lr={lr}, batch_size={batch_size})"
         )
+    if not 0 <= label_smoothing < 1:
+        raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    if (shift or flip) and data.train.x.ndim != 4:
+        raise ConfigError(
+            f"shift and flip move images (N, C, H, W); these samples are {data.train.x.shape[1:]}"
+        )
+    if shift < 0:
+        raise ConfigError(f"shift must be >= 0 pixels, got {shift}")
+    if label_smoothing:
+        if loss is not cross_entropy:
+            raise ConfigError("label_smoothing applies to the plain cross-entropy loss only")
+        loss = smoothed_cross_entropy(label_smoothing)
+    on = training_device(device)
     generator = seed_everything(seed)
     x_train = torch.from_numpy(data.train.x)
     y_train = torch.from_numpy(data.train.y)
-    parameters = [*model.parameters(), *extra_parameters]  # e.g. distillation hint adapters
+    extra_parameters = list(extra_parameters)
+    model.to(on)
+    for parameter in extra_parameters:  # e.g. distillation hint adapters
+        parameter.data = parameter.data.to(on)
+    parameters = [*model.parameters(), *extra_parameters]
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, -(-len(y_train) // batch_size))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch)
-    )
+    scheduler = make_scheduler(optimizer, schedule, lr, max(1, epochs * steps_per_epoch))
     if teacher is not None:
-        teacher.eval()
+        teacher.eval().to(on)
     # Only trained epochs compete: a fine-tune that merely ties its starting point must still
     # return the fine-tuned weights (they carry the penalty or mask it was asked for).
     best_acc = evaluate(model, data.val) if epochs == 0 else -1.0
@@ -117,6 +205,9 @@ def fit(
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 xb, yb = x_train[idx], y_train[idx]
+                if shift or flip:
+                    xb = augment_batch(xb, shift, flip, generator)
+                xb, yb = xb.to(on), yb.to(on)
                 teacher_logits = None
                 if teacher is not None:
                     with torch.no_grad():
@@ -145,7 +236,11 @@ def fit(
                 break
     if restore_best:
         model.load_state_dict(best_state)
-    model.eval()
+    model.eval().cpu()
+    if teacher is not None:
+        teacher.cpu()
+    for parameter in extra_parameters:
+        parameter.data = parameter.data.cpu()
     return FitResult(model, best_acc, best_epoch, len(history), history)
 
 

@@ -85,6 +85,7 @@ def tune(
         after_step=L.mask_keeper(model) if keep_sparsity else None,
         desc=desc,
         show_progress=ctx.show_progress,
+        device=ctx.device,
         **options,
     )
 

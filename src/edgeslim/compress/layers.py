@@ -59,7 +59,10 @@ def mask_keeper(model: nn.Module) -> Callable[[nn.Module], None]:
     @torch.no_grad()
     def keep(_: nn.Module) -> None:
         for name, mask in masks.items():
-            layers[name].weight.mul_(mask)
+            weight = layers[name].weight
+            if mask.device != weight.device:  # training on a GPU: move the mask once
+                masks[name] = mask = mask.to(weight.device)
+            weight.mul_(mask)
 
     return keep
 

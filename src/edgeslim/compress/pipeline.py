@@ -23,6 +23,7 @@ from edgeslim.compress.presets import PRESETS
 from edgeslim.compress.registry import StepContext, Technique, resolve
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError, EdgeslimError
+from edgeslim.train import training_device
 
 Recipe = list[dict[str, Any]]
 AGREEMENT_SAMPLES = 512
@@ -105,9 +106,11 @@ def compress(
     names: list[str] | None = None,
     out_dir: str | Path | None = None,
     show_progress: bool = True,
+    device: str = "auto",
 ) -> list[Candidate]:
     """Apply each recipe (a list of steps or a preset name) to ``base``; export to ``out_dir``
-    (a new temporary folder when not given)."""
+    (a new temporary folder when not given). Training steps run on ``device`` (``auto``: a GPU
+    where torch sees one)."""
     if names is not None and len(names) != len(recipes):
         raise ConfigError(f"{len(names)} names for {len(recipes)} recipes")
     expanded = [expand(r, f"recipes[{i}]") for i, r in enumerate(recipes)]
@@ -122,7 +125,8 @@ def compress(
     elif len(set(names)) != len(names):
         raise ConfigError(f"candidate names must be unique (each names a file): {names}")
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="edgeslim-"))
-    ctx = StepContext(base=base, show_progress=show_progress)
+    training_device(device)  # a bad value or a missing GPU fails here, before any work
+    ctx = StepContext(base=base, show_progress=show_progress, device=device)
     return [
         run_recipe(base.replace(name=name), data, plan, out, ctx)
         for name, plan in zip(names, plans, strict=True)

@@ -28,10 +28,11 @@ Stage = Literal["torch", "onnx"]
 @dataclass(frozen=True)
 class StepContext:
     """What a torch-stage step may know beyond its model: the recipe's starting candidate
-    (the default distillation teacher) and whether to draw progress bars."""
+    (the default distillation teacher), whether to draw progress bars, and where to train."""
 
     base: Any = None  # Candidate
     show_progress: bool = True
+    device: str = "auto"  # train.device: auto, cpu or cuda
 
 
 @dataclass(frozen=True)
