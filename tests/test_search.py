@@ -225,3 +225,19 @@ def test_the_search_command_runs_as_a_user_types_it(first_run, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "[trial 2/2]" in out.stdout and "markdown report:" in out.stdout
     assert (tmp_path / "runs" / "cli-search" / "report.html").is_file()
+
+
+def test_clustering_is_a_search_dimension():
+    from edgeslim.compress import resolve
+    from edgeslim.search import suggest
+
+    space = config.SpaceConfig(sparsity=[0.5, 0.9], clusters=[0, 16, 64], finetune_epochs=1)
+    assert "clusters" in space.dimensions()
+    fixed = {"distill": False, "sparsity": 0.8, "quantize": "none"}
+    recipe = suggest(optuna.trial.FixedTrial({**fixed, "clusters": 16}), space, None)
+    assert recipe[-1] == {"cluster": {"clusters": 16, "epochs": 1}}
+    resolve(recipe[-1])  # a step the pipeline accepts
+    plain = suggest(optuna.trial.FixedTrial({**fixed, "clusters": 0}), space, None)
+    assert not any("cluster" in step for step in plain)
+    with pytest.raises(ConfigError, match="clusters: 0 .none. or 2 to 256"):
+        config.parse({"name": "x", "model": "small-cnn", "search": {"space": {"clusters": [0, 1]}}})

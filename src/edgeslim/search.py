@@ -49,7 +49,8 @@ class TrialFailed(Exception):
 
 
 def suggest(trial: optuna.Trial, space: SpaceConfig, student_model: str | None) -> list[dict]:
-    """Sampled settings -> an ordered recipe: student, channels, weights, fine-tune, quantize."""
+    """Sampled settings -> an ordered recipe: student, channels, weights, fine-tune, shared
+    weights, quantize."""
     recipe: list[dict[str, Any]] = []
     epochs = space.finetune_epochs
 
@@ -77,6 +78,10 @@ def suggest(trial: optuna.Trial, space: SpaceConfig, student_model: str | None) 
             recipe.append({"distill": {"epochs": epochs, "temperature": round(temperature, 3)}})
         else:
             recipe.append({"finetune": {"epochs": epochs}})
+    choices = list(dict.fromkeys(space.clusters))
+    clusters = choices[0] if len(choices) == 1 else trial.suggest_categorical("clusters", choices)
+    if clusters:
+        recipe.append({"cluster": {"clusters": clusters, "epochs": epochs}})
     quantize = trial.suggest_categorical("quantize", list(dict.fromkeys(space.quantize)))
     if quantize != "none":
         recipe.append({"quantize": {"kind": QUANTIZE_KINDS[quantize]}})
