@@ -241,3 +241,14 @@ def test_clustering_is_a_search_dimension():
     assert not any("cluster" in step for step in plain)
     with pytest.raises(ConfigError, match="clusters: 0 .none. or 2 to 256"):
         config.parse({"name": "x", "model": "small-cnn", "search": {"space": {"clusters": [0, 1]}}})
+
+
+def test_mixed_precision_is_a_search_choice():
+    from edgeslim.compress import resolve
+    from edgeslim.search import suggest
+
+    space = config.SpaceConfig(sparsity=[0.5, 0.9], quantize=["none", "weight-mixed"])
+    trial = optuna.trial.FixedTrial({"distill": False, "sparsity": 0.6, "quantize": "weight-mixed"})
+    step = suggest(trial, space, None)[-1]
+    assert step == {"quantize": {"kind": "mixed"}}
+    resolve(step)

@@ -119,7 +119,15 @@ class MeasureConfig(Strict):
     _check_runtime = field_validator("runtime")(check_runtime)
 
 
-QUANTIZE_CHOICES = ("none", "int8-static", "int8-dynamic", "fp16", "weight-int8", "weight-int4")
+QUANTIZE_CHOICES = (
+    "none",
+    "int8-static",
+    "int8-dynamic",
+    "fp16",
+    "weight-int8",
+    "weight-int4",
+    "weight-mixed",
+)
 
 
 class SpaceConfig(Strict):

@@ -40,6 +40,7 @@ QUANTIZE_KINDS = {
     "fp16": "fp16",
     "weight-int8": "weight-int8",
     "weight-int4": "weight-int4",
+    "weight-mixed": "mixed",  # INT4/INT8 per layer, within quantize.mixed's default max_drop
 }
 STALE = "worker stopped sending heartbeats (killed or lost) in the middle of this trial"
 

@@ -4,6 +4,7 @@ from edgeslim.compress import (  # noqa: F401  (registration)
     cluster,
     distill,
     finetune,
+    mixed,
     qat,
     quantize,
     semistructured,

@@ -192,39 +192,67 @@ def fp16(source: Path, target: Path, data: Dataset, s: NoSettings) -> dict:
     return {}
 
 
-def weight_only(source: Path, target: Path, bits: int) -> dict:
-    """Store conv/linear weights as INT``bits`` per output channel behind DequantizeLinear."""
-    model = onnx.load(str(source))
-    if bits == 4:  # INT4 DequantizeLinear needs opset 21
-        model = onnx.version_converter.convert_version(model, max(21, opset(model)))
+def stored_weights(model: onnx.ModelProto) -> dict[str, int]:
+    """Conv/linear weight initializers that only conv/linear nodes read -> their output-channel
+    axis (what a per-channel scale runs along)."""
     graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    users = {}
+    inits = {t.name for t in graph.initializer}
+    users: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
             users.setdefault(name, []).append(node)
-    qmax = 2 ** (bits - 1) - 1
-    covered, new_nodes = [], []
+    axes: dict[str, int] = {}
     for node in graph.node:
         index = WEIGHTED_OPS.get(node.op_type)
         if index is None or len(node.input) <= index or node.input[index] not in inits:
             continue
         name = node.input[index]
-        if name in covered or any(u.op_type not in WEIGHTED_OPS for u in users[name]):
+        if name in axes or any(u.op_type not in WEIGHTED_OPS for u in users[name]):
             continue
-        weight = numpy_helper.to_array(inits[name]).astype(np.float32)
         transposed = node.op_type == "Gemm" and any(
             a.name == "transB" and a.i for a in node.attribute
         )
-        axis = 0 if node.op_type != "MatMul" and (node.op_type != "Gemm" or transposed) else 1
+        axes[name] = 0 if node.op_type != "MatMul" and (node.op_type != "Gemm" or transposed) else 1
+    return axes
+
+
+def weight_only(source: Path, target: Path, bits: int | dict[str, int]) -> dict:
+    """Store conv/linear weights as INT8 or INT4 per output channel behind DequantizeLinear, or
+    as FP16 behind a Cast; ``bits`` is one width for every layer, or one per weight (16: FP16,
+    32 or absent: left FP32)."""
+    model = onnx.load(str(source))
+    axes = stored_weights(model)
+    widths = dict.fromkeys(axes, bits) if isinstance(bits, int) else dict(bits)
+    if 4 in widths.values():  # INT4 DequantizeLinear needs opset 21
+        model = onnx.version_converter.convert_version(model, max(21, opset(model)))
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    covered, new_nodes = [], []
+    for name, axis in axes.items():
+        width = widths.get(name, 32)
+        if width == 32:
+            continue
+        weight = numpy_helper.to_array(inits[name]).astype(np.float32)
+        graph.initializer.remove(inits[name])
+        covered.append(name)
+        if width == 16:
+            graph.initializer.append(
+                numpy_helper.from_array(weight.astype(np.float16), f"{name}_h")
+            )
+            new_nodes.append(
+                helper.make_node(
+                    "Cast", [f"{name}_h"], [name], name=f"{name}_cast", to=onnx.TensorProto.FLOAT
+                )
+            )
+            continue
+        qmax = 2 ** (width - 1) - 1
         reduce = tuple(d for d in range(weight.ndim) if d != axis)
         scale = np.abs(weight).max(axis=reduce) / qmax
         scale = np.where(scale == 0, 1.0, scale).astype(np.float32)
         shape = [1] * weight.ndim
         shape[axis] = -1
         q = np.clip(np.round(weight / scale.reshape(shape)), -qmax, qmax).astype(np.int8)
-        stored = q.astype(ml_dtypes.int4) if bits == 4 else q  # raw bytes, 2 weights a byte
-        graph.initializer.remove(inits[name])
+        stored = q.astype(ml_dtypes.int4) if width == 4 else q  # raw bytes, 2 weights a byte
         graph.initializer.extend(
             [
                 numpy_helper.from_array(stored, f"{name}_q"),
@@ -240,7 +268,6 @@ def weight_only(source: Path, target: Path, bits: int) -> dict:
                 axis=axis,
             )
         )
-        covered.append(name)
     for node in reversed(new_nodes):  # dequantizers first, so the graph stays sorted
         graph.node.insert(0, node)
     onnx.checker.check_model(model)
