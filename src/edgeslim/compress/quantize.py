@@ -61,6 +61,8 @@ class StaticSettings(BaseModel):
     calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     per_channel: bool = True
     preprocess: bool = Field(True, description="shape inference and graph optimisation first")
+    equalize: bool = Field(False, description="cross-layer equalisation first (equalize.py)")
+    bias_correction: bool = Field(False, description="correct biases after (bias_correction.py)")
     seed: int = 0
 
 
@@ -126,13 +128,24 @@ def preprocessed(source: Path, folder: Path) -> Path:
     return target
 
 
-def quantize_static(source: Path, target: Path, calibration: np.ndarray, s: StaticSettings) -> None:
+def quantize_static(source: Path, target: Path, calibration: np.ndarray, s: StaticSettings) -> dict:
+    """ONNX Runtime's static quantizer, with equalisation before and bias correction after
+    where asked; returns what those two did."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static as ort_quantize_static
 
     check_calibration(calibration, source)
+    info = {}
     with tempfile.TemporaryDirectory(prefix="edgeslim-quant-") as tmp:
-        model_in = preprocessed(source, Path(tmp)) if s.preprocess else source
+        model_in = source
+        if s.equalize:
+            from edgeslim.compress.equalize import equalize
+
+            model = onnx.load(str(source))
+            info["equalization"] = equalize(model)
+            model_in = Path(tmp) / "equalized.onnx"
+            onnx.save(model, str(model_in))
+        model_in = preprocessed(model_in, Path(tmp)) if s.preprocess else model_in
         method = {
             "minmax": CalibrationMethod.MinMax,
             "entropy": CalibrationMethod.Entropy,
@@ -152,12 +165,18 @@ def quantize_static(source: Path, target: Path, calibration: np.ndarray, s: Stat
                 calibration_cache_path=None,
                 extra_options={"CalibTensorRangeSymmetric": False},
             )
+        if s.bias_correction:
+            from edgeslim.compress.bias_correction import correct_biases
+
+            info["bias_correction"] = correct_biases(model_in, target, calibration)
+    return info
 
 
 @technique("quantize.static-int8", StaticSettings, stage="onnx")
 def static_int8(source: Path, target: Path, data: Dataset, s: StaticSettings) -> dict:
-    quantize_static(source, target, calibration_set(data, s.calibration_samples, s.seed), s)
+    done = quantize_static(source, target, calibration_set(data, s.calibration_samples, s.seed), s)
     return {
+        **done,
         "calibration_samples": min(s.calibration_samples, len(data.train)),
         "reduce_range": resolve_reduce_range(s.reduce_range),
     }
