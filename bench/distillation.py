@@ -1,7 +1,10 @@
 """Teacher, narrow student trained alone, and the same student distilled (same epochs, seeds).
 
 python bench/distillation.py [--teacher resnet8] [--student small-cnn] [--width 0.25]
-                             [--seeds 3] [--quick]
+                             [--seeds 3] [--epochs 6] [--temperature 4] [--alpha 0.5]
+                             [--shift 0] [--flip] [--quick]
+
+The student trained alone gets the same epochs, learning rate, shifts and flips.
 """
 
 from __future__ import annotations
@@ -22,11 +25,16 @@ def main() -> None:
     parser.add_argument("--student", default="small-cnn")
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--temperature", type=float, default=4.0)
+    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--shift", type=int, default=0)
+    parser.add_argument("--flip", action="store_true")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     data, label = load_data(args.quick)
-    epochs = 2 if args.quick else 6
-    teacher = baseline(args.teacher, data, label, epochs)
+    teacher = baseline(args.teacher, data, label, 2 if args.quick else 6)
+    epochs = 2 if args.quick else args.epochs
     alone, distilled, params = [], [], 0
     for seed in range(args.seeds):
         shared = {
@@ -34,13 +42,15 @@ def main() -> None:
             "lr": 1e-2,
             "seed": seed,
             "student": {"model": args.student, "width": args.width, "seed": seed},
+            "shift": args.shift,
+            "flip": args.flip,
         }
         a, d = es.compress(
             teacher,
             data,
             [
                 [{"distill": {**shared, "alpha": 0.0}}],
-                [{"distill": {**shared, "alpha": 0.5, "temperature": 4.0}}],
+                [{"distill": {**shared, "alpha": args.alpha, "temperature": args.temperature}}],
             ],
             names=["alone", "distilled"],
         )
@@ -55,7 +65,8 @@ def main() -> None:
 
     print(
         f"\n{label}: {epochs} epochs each; student {args.student} width {args.width}; "
-        f"alpha 0.5, T 4; mean +- std over {args.seeds} seeds (PyTorch evaluation)\n"
+        f"alpha {args.alpha}, T {args.temperature}, shift {args.shift}, flip {args.flip}; "
+        f"mean +- std over {args.seeds} seeds (PyTorch evaluation)\n"
     )
     print(
         markdown_table(

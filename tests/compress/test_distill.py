@@ -30,7 +30,7 @@ def test_distilled_narrow_student_beats_the_student_alone(trained_small_cnn, dig
 def test_distillation_as_finetuning_after_pruning_with_hints(trained_small_cnn, digits):
     recipe = [
         {"prune": {"kind": "structured", "ratio": 0.5}},
-        {"distill": {"epochs": 3, "hints": [["3.0", "3.0"]]}},
+        {"distill": {"epochs": 3, "hints": [["3.0", "3.0"]], "shift": 1}},
     ]
     (candidate,) = es.compress(trained_small_cnn, digits, [recipe], show_progress=False)
     assert es.evaluate(candidate.model, digits.test) > 0.95
@@ -51,6 +51,7 @@ def test_distillation_as_finetuning_after_pruning_with_hints(trained_small_cnn, 
         ({"alpha": 1.5}, "alpha: Input should be less than or equal to 1"),
         ({"alpha": -0.1}, "alpha: Input should be greater than or equal to 0"),
         ({"hints": [["nope", "3.0"]]}, "the student has no layer 'nope'"),
+        ({"shift": -1}, "shift: Input should be greater than or equal to 0"),
     ],
 )
 def test_bad_distillation_settings(settings, message, trained_small_cnn, digits):

@@ -43,6 +43,8 @@ class DistillSettings(BaseModel):
     hints: list[tuple[str, str]] = Field([], description="(student layer, teacher layer) pairs")
     hint_weight: float = Field(1.0, ge=0)
     keep_sparsity: bool = True
+    shift: int = Field(0, ge=0, description="random shift of training images, in pixels")
+    flip: bool = Field(False, description="random left-right flips (where classes allow it)")
     seed: int = 0
 
 
@@ -176,6 +178,8 @@ def apply(model: nn.Module, data: Dataset, s: DistillSettings, ctx: StepContext)
             desc="distill",
             keep_sparsity=s.keep_sparsity,
             seed=s.seed,
+            shift=s.shift,
+            flip=s.flip,
             teacher=teacher,
             loss=kd_loss(s.temperature, s.alpha),
             regularizer=hints,
