@@ -4,7 +4,8 @@
     python bench/run_all.py --quick  # reduced (9 min in CI before transformers) -> RESULTS-quick.md
 
 Sections: the headline (edgeslim's recommendation under a storage and latency budget),
-quantization against NNCF / PyTorch / ONNX Runtime defaults, structured pruning against
+quantization against NNCF / PyTorch / ONNX Runtime defaults, static INT8 with cross-layer
+equalisation and bias correction, structured pruning against
 Torch-Pruning, the compression ratio against Deep Compression, the runtimes, transformers against
 Torch-Pruning's ViT example, and the physical limit of this core. A section that fails is
 reported in the file with its error, and the others still run; the script then exits non-zero.
@@ -31,6 +32,7 @@ import headline
 import peers_pruning
 import peers_quantization
 import physical_limit
+import ptq
 import runtimes
 import transformers
 from common import Bench, Section
@@ -103,6 +105,7 @@ def main() -> None:
     sections: list[tuple[str, Callable[[Bench], Section]]] = [
         ("Headline", headline.run),
         ("Quantization", peers_quantization.run),
+        ("Post-training quantization: CLE and bias correction", ptq.run),
         ("Structured pruning", peers_pruning.run),
         ("Compression ratio", compression_ratio.run),
         ("Runtimes", runtimes.run),
