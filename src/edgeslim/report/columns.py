@@ -19,6 +19,7 @@ MAIN = (
     "planned_memory_kb",
     "storage_kb",
     "storage_compressed_kb",
+    "storage_coded_kb",
     "weight_sparsity",
     "macs",
     "energy_mj",
