@@ -104,3 +104,55 @@ def test_options_leave_per_channel_int8_as_accurate(trained_small_cnn, digits, o
         for c in (plain, refined)
     }
     assert accuracy["refined"] >= accuracy["plain"] - 0.01
+
+
+def test_adaround_rounds_each_weight_up_or_down_on_the_same_grid(
+    trained_small_cnn, digits, tmp_path
+):
+    from onnx import numpy_helper
+
+    plain, learned = es.compress(
+        trained_small_cnn,
+        digits,
+        [
+            [{"quantize": {"kind": "static-int8", "per_channel": False}}],
+            [
+                {
+                    "quantize": {
+                        "kind": "static-int8",
+                        "per_channel": False,
+                        "adaround": True,
+                        "adaround_iterations": 200,
+                    }
+                }
+            ],
+        ],
+        names=["plain", "learned"],
+        out_dir=tmp_path,
+        show_progress=False,
+    )
+    result = learned.step("quantize")["result"]["adaround"]
+    assert result["layers"] == 4
+    assert result["output_mse"]["adaptive"] < result["output_mse"]["nearest"] * 0.8
+
+    def weights(candidate) -> dict[str, np.ndarray]:
+        model = onnx.load(str(candidate.artifact))
+        return {
+            t.name: numpy_helper.to_array(t)
+            for t in model.graph.initializer
+            if t.data_type == onnx.TensorProto.INT8 and t.name.endswith("weight_quantized")
+        }
+
+    a, b = weights(plain), weights(learned)
+    assert set(a) == set(b) and len(a) == 4
+    moved = 0
+    for name in a:
+        difference = np.abs(a[name].astype(int) - b[name].astype(int))
+        assert difference.max() <= 1  # up or down from nearest, never further
+        moved += int(difference.sum())
+    assert moved > 0  # some weights took the other rounding
+    accuracy = {
+        c.name: float((onnx_outputs(c.artifact, digits.test.x).argmax(1) == digits.test.y).mean())
+        for c in (plain, learned)
+    }
+    assert accuracy["learned"] >= accuracy["plain"] - 0.01

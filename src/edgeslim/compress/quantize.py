@@ -63,6 +63,8 @@ class StaticSettings(BaseModel):
     preprocess: bool = Field(True, description="shape inference and graph optimisation first")
     equalize: bool = Field(False, description="cross-layer equalisation first (equalize.py)")
     bias_correction: bool = Field(False, description="correct biases after (bias_correction.py)")
+    adaround: bool = Field(False, description="learned rounding of weights (adaround.py)")
+    adaround_iterations: int = Field(500, ge=1, description="training steps per layer")
     seed: int = 0
 
 
@@ -129,8 +131,8 @@ def preprocessed(source: Path, folder: Path) -> Path:
 
 
 def quantize_static(source: Path, target: Path, calibration: np.ndarray, s: StaticSettings) -> dict:
-    """ONNX Runtime's static quantizer, with equalisation before and bias correction after
-    where asked; returns what those two did."""
+    """ONNX Runtime's static quantizer, with equalisation before, learned rounding between two
+    passes and bias correction after, where asked; returns what those did."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static as ort_quantize_static
 
@@ -151,24 +153,38 @@ def quantize_static(source: Path, target: Path, calibration: np.ndarray, s: Stat
             "entropy": CalibrationMethod.Entropy,
             "percentile": CalibrationMethod.Percentile,
         }[s.calibration_method]
-        with quiet("root", "onnxruntime"):  # the calibrators narrate on stdout and warn
-            ort_quantize_static(
-                str(model_in),
-                str(target),
-                calibration_reader(calibration, input_of(source)[0]),
-                quant_format=QuantFormat.QDQ,
-                per_channel=s.per_channel,
-                reduce_range=resolve_reduce_range(s.reduce_range),
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=method,
-                calibration_cache_path=None,
-                extra_options={"CalibTensorRangeSymmetric": False},
-            )
+
+        def ort_pass(model: Path, out: Path) -> None:
+            with quiet("root", "onnxruntime"):  # the calibrators narrate on stdout and warn
+                ort_quantize_static(
+                    str(model),
+                    str(out),
+                    calibration_reader(calibration, input_of(source)[0]),
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=s.per_channel,
+                    reduce_range=resolve_reduce_range(s.reduce_range),
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    calibrate_method=method,
+                    calibration_cache_path=None,
+                    extra_options={"CalibTensorRangeSymmetric": False},
+                )
+
+        reference = model_in  # what bias correction aims at: FP32 before any rounding
+        if s.adaround:
+            from edgeslim.compress.adaround import adaround
+
+            ort_pass(model_in, Path(tmp) / "grid.onnx")  # fixes each weight's scale
+            model = onnx.load(str(model_in))
+            grid = onnx.load(str(Path(tmp) / "grid.onnx"))
+            info["adaround"] = adaround(model, grid, calibration, s.adaround_iterations, s.seed)
+            model_in = Path(tmp) / "rounded.onnx"
+            onnx.save(model, str(model_in))
+        ort_pass(model_in, target)
         if s.bias_correction:
             from edgeslim.compress.bias_correction import correct_biases
 
-            info["bias_correction"] = correct_biases(model_in, target, calibration)
+            info["bias_correction"] = correct_biases(reference, target, calibration)
     return info
 
 
