@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from onnx import numpy_helper
 
+from edgeslim.compress.equalize import attribute
+
 ZETA, GAMMA = 1.1, -0.1  # the rectified sigmoid's stretch (paper, eq. 23)
 REGULARISATION = 0.01
 WARM_UP = 0.2  # share of iterations without the rounding regulariser
@@ -32,13 +34,6 @@ def initial_v(rest: torch.Tensor) -> torch.Tensor:
     """V with h(V) equal to the fractional part: training starts from the FP32 weight."""
     p = ((rest - GAMMA) / (ZETA - GAMMA)).clamp(1e-4, 1 - 1e-4)
     return torch.log(p / (1 - p))
-
-
-def attribute(node: onnx.NodeProto, name: str, default):
-    for a in node.attribute:
-        if a.name == name:
-            return list(a.ints) if a.ints else a.i
-    return default
 
 
 def layer_function(node: onnx.NodeProto, weight: np.ndarray):

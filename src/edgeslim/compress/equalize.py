@@ -14,10 +14,11 @@ repeat it so chains settle.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 # per-channel and positively homogeneous, f(x / s) = f(x) / s for s > 0 (ReLU6, a Clip, is not);
 # the flattening ops keep channel order where the lengths match, which find_pairs checks
@@ -32,8 +33,10 @@ class Pair:
     second_axis: int  # the axis of the second weight that holds input channels
 
 
-def attribute(node: onnx.NodeProto, name: str, default: int) -> int:
-    return next((a.i for a in node.attribute if a.name == name), default)
+def attribute(node: onnx.NodeProto, name: str, default: Any) -> Any:
+    """A node attribute's value (an int, a list of ints, bytes...), or ``default``."""
+    found = next((a for a in node.attribute if a.name == name), None)
+    return default if found is None else helper.get_attribute_value(found)
 
 
 def output_axis(node: onnx.NodeProto) -> int | None:
