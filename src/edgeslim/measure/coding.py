@@ -20,9 +20,9 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-METHOD = "graph + per-tensor codebook (<= 256 values) and index bytes, xz (LZMA2) preset 6"
+from edgeslim.measure.storage import XZ_PRESET as PRESET
+
 MAX_CODEBOOK = 256
-PRESET = 6
 RAW, SHARED, KEPT = 0, 1, 2  # KEPT: left in the graph (strings)
 
 
