@@ -90,11 +90,8 @@ class Checker:
 @technique("quantize.mixed", MixedSettings, stage="onnx", check=check)
 def mixed(source: Path, target: Path, data: Dataset, s: MixedSettings) -> dict:
     model = onnx.load(str(source))
-    sizes = {
-        t.name: int(np.prod(t.dims))
-        for t in model.graph.initializer
-        if t.name in stored_weights(model)
-    }
+    layers = stored_weights(model)
+    sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer if t.name in layers}
     if not sizes:
         raise ConfigError("quantize.mixed: the model has no conv/linear weights to narrow")
     out_of_reach(sum(sizes.values()), s)
