@@ -116,15 +116,15 @@ def apply(model: nn.Module, data: Dataset, s: ClusterSettings, ctx: StepContext)
     finally:
         for layer in chosen.values():
             parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
-    shared = {}
+    per_layer = {}
     for name, layer in chosen.items():
         values = int(torch.unique(layer.weight.detach()).numel())
         bits = max(1, math.ceil(math.log2(values)))
         packed = math.ceil(layer.weight.numel() * bits / 8) + 4 * values
-        shared[name] = {"values": values, "bits": bits, "packed_bytes": packed}
+        per_layer[name] = {"values": values, "bits": bits, "packed_bytes": packed}
     return {
         **({"model": model, "batch_norm_folded": True} if model is not given else {}),
-        "clustered_layers": shared,
-        "packed_kb": round(sum(v["packed_bytes"] for v in shared.values()) / 1024, 2),
+        "clustered_layers": per_layer,
+        "packed_kb": round(sum(v["packed_bytes"] for v in per_layer.values()) / 1024, 2),
         "sparsity_reached": round(L.sparsity(L.weighted_layers(model)), 4),
     }
