@@ -28,7 +28,7 @@ def test_early_stopping_restores_the_best_epoch(digits):
     result = fit(model, digits, epochs=40, patience=2, lr=0.05, show_progress=False)
     assert result.epochs_run <= 40
     assert result.epochs_run - result.best_epoch <= 2 or result.epochs_run == 40
-    assert es.evaluate(model, digits.val) == result.best_val_accuracy
+    assert es.evaluate(model, digits.val) == result.best_val
 
 
 def test_teacher_hook_passes_teacher_logits(digits):

@@ -27,7 +27,12 @@ err_console = Console(stderr=True)
 
 DataOption = Annotated[
     str,
-    typer.Option("--data", "-d", help="digits | fashion-mnist:DIR | npz:FILE | imagefolder:DIR"),
+    typer.Option(
+        "--data",
+        "-d",
+        help="digits | fashion-mnist:DIR | npz:FILE | imagefolder:DIR | scenes | coco:FILE"
+        " | yolo:DIR",
+    ),
 ]
 
 
@@ -53,7 +58,7 @@ def print_record(record: dict, title: str, json_path: Path | None) -> None:
     console.print(
         f"measured with {how['runtime']} {how['runtime_version']}, "
         f"{how['settings']['threads']} thread(s) on cores {how['cores']}, "
-        f"{how['latency_runs']} latency runs, {how['accuracy_samples']} test samples; "
+        f"{how['latency_runs']} latency runs, {how['test_samples']} test samples; "
         f"cpu: {how['cpu']}"
         + (f"; on board {how['device']['board']} ({how['host']})" if how["device"]["board"] else "")
     )

@@ -3,6 +3,7 @@ mistake (``candidates[2].recipe[0].prune.sparsity: ...``) and what was expected.
 
 ```yaml
 name: digits-demo
+task: classification              # or detection (the data must be detection data)
 model: small-cnn                  # zoo name, package.module:function, or a model file
 data: digits
 train: {epochs: 15}
@@ -203,6 +204,9 @@ class SearchConfig(Strict):
 
 class ExperimentConfig(Strict):
     name: str
+    task: str = Field(
+        "classification", description="what the model does: classification or detection"
+    )
     model: str
     weights: str | None = None
     data: str = "digits"
@@ -218,10 +222,27 @@ class ExperimentConfig(Strict):
         None, description="a built-in profile, a board of the devices file, or a board's settings"
     )
     budget: dict[str, float | str] = {}
-    objectives: list[str] = ["accuracy", "latency_p95_ms", "storage_kb", "peak_memory_mb"]
+    objectives: list[str] | None = Field(
+        None, description="default: the task's quality, p95 latency, storage, peak memory"
+    )
     search: SearchConfig | None = None
 
     _check_name = field_validator("name")(check_name)
+
+    @field_validator("task")
+    @classmethod
+    def known_task(cls, value: str) -> str:
+        from edgeslim.tasks import check_task_name
+
+        return check_task_name(value)
+
+    @model_validator(mode="after")
+    def task_objectives(self) -> ExperimentConfig:
+        if self.objectives is None:
+            from edgeslim.tasks import TASKS
+
+            self.objectives = TASKS[self.task].default_objectives()
+        return self
 
     @field_validator("runtimes")
     @classmethod

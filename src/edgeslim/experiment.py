@@ -19,11 +19,12 @@ from typing import Any
 
 from edgeslim import __version__
 from edgeslim.config import Experiment
-from edgeslim.errors import DoesNotFit, EdgeslimError
+from edgeslim.errors import ConfigError, DoesNotFit, EdgeslimError
 from edgeslim.progress import spinner
 from edgeslim.results import RunFolder, write_atomic
 from edgeslim.runtimes import runtime as engine
 from edgeslim.select import Selection
+from edgeslim.tasks import task_of
 
 Say = Callable[[str], None]
 
@@ -230,6 +231,14 @@ class Runner:
         from edgeslim.data import load
 
         self.data = self.timed("data", lambda: load(self.config.data))
+        if self.data.spec.task != self.config.task:
+            raise ConfigError(
+                f"data {self.config.data} is {self.data.spec.task} data but the experiment "
+                f"says task: {self.config.task}; set task: {self.data.spec.task}"
+            )
+        examples = task_of(self.data.spec).examples(self.data)
+        if examples is not None:  # what the report draws its predictions on
+            write_atomic(self.folder.path / "examples.json", json.dumps(examples))
         self.key = self.baseline_key()
         self.base = self.timed("baseline", self.baseline)
 
@@ -356,7 +365,9 @@ def describe(record: dict[str, Any]) -> str:
         return f"does not fit: {record['does_not_fit']}"
     shown = [
         ("accuracy", "accuracy {:.4f}"),
+        ("map50", "mAP@0.5 {:.4f}"),
         ("latency_p95_ms", "{:.3f} ms p95"),
+        ("latency_e2e_p95_ms", "{:.3f} ms p95 end to end"),
         ("storage_kb", "{:.1f} KB"),
     ]
     return ", ".join(fmt.format(record[k]) for k, fmt in shown if k in record)

@@ -14,9 +14,10 @@ from torch import nn
 
 from edgeslim.candidate import Candidate
 from edgeslim.compact import compact
-from edgeslim.data.bundle import Dataset
+from edgeslim.data.bundle import Dataset, DataSpec
 from edgeslim.errors import DataError, ExportError
 from edgeslim.progress import quiet
+from edgeslim.tasks import Task, task_of
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -30,8 +31,9 @@ class ExportCheck:
 
     samples: int
     max_abs_diff: float
-    top1_agreement: float
+    agreement: float  # how often both lead to the same answer (the task's ``agreement``)
     opset: int
+    agreement_name: str = "top1_agreement"
 
 
 def quiet_exporter():
@@ -53,6 +55,7 @@ def compare(
     atol: float,
     rtol: float,
     min_agreement: float = 0.0,
+    task: Task | None = None,
 ) -> ExportCheck:
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
@@ -65,18 +68,19 @@ def compare(
         raise ExportError(
             f"{path}: ONNX Runtime output differs from PyTorch by {diff:.3g} (allowed {bound:.3g})"
         )
-    agreement = float((got.argmax(axis=1) == expected.argmax(axis=1)).mean())
+    task = task or task_of(DataSpec(x.shape[1:], got.shape[-1]))
+    agreement = task.agreement(got, expected)
     if agreement < min_agreement:
         raise ExportError(
-            f"{path}: ONNX Runtime agrees with PyTorch on only {agreement:.1%} of "
-            f"top-1 predictions (needed {min_agreement:.0%})"
+            f"{path}: ONNX Runtime agrees with PyTorch on only {agreement:.1%} of the "
+            f"samples' answers ({task.agreement_name}; needed {min_agreement:.0%})"
         )
     opset = next(
         o.version
         for o in onnx.load(str(path), load_external_data=False).opset_import
         if o.domain in ("", "ai.onnx")
     )
-    return ExportCheck(len(x), diff, agreement, opset)
+    return ExportCheck(len(x), diff, agreement, opset, task.agreement_name)
 
 
 def torchscript_only(model: nn.Module) -> bool:
@@ -226,11 +230,12 @@ def export_onnx(
             raise ExportError(f"ONNX export of {type(model).__name__} failed: {exc}") from exc
         proto = fold_weight_quantizers(onnx.load(str(raw)))
     save_deployable(proto, path, data.spec.to_dict())
+    task = task_of(data.spec)
     if getattr(model, "exports_with_torchscript", False):
         # fake quantization in PyTorch and INT8 kernels in ORT round differently: judge a
         # quantized export by its predictions, not by float closeness
-        return compare(path, model, x, atol=float("inf"), rtol=0, min_agreement=0.97)
-    return compare(path, model, x, atol, rtol)
+        return compare(path, model, x, atol=float("inf"), rtol=0, min_agreement=0.97, task=task)
+    return compare(path, model, x, atol, rtol, task=task)
 
 
 def export(candidate: Candidate, data: Dataset, out_dir: str | Path) -> Candidate:
@@ -244,7 +249,7 @@ def export(candidate: Candidate, data: Dataset, out_dir: str | Path) -> Candidat
             "format": "onnx",
             "opset": check.opset,
             "max_abs_diff": check.max_abs_diff,
-            "top1_agreement": check.top1_agreement,
+            check.agreement_name: check.agreement,
             "names_stripped_bytes": compact(path),
         }
     }

@@ -42,6 +42,19 @@ def objectives_for(names: Sequence[str]) -> tuple[Objective, ...]:
     return tuple(Objective(n, metrics[n].better) for n in names)
 
 
+def default_objectives(records: Sequence[Record]) -> list[str]:
+    """The default objectives of the task whose quality metric the records hold (a
+    classifier's when none does), those the records measure."""
+    from edgeslim.tasks import TASKS
+
+    present = {key for r in records for key in r}
+    defaults = next(
+        (t.default_objectives() for t in TASKS.values() if t.quality in present),
+        list(DEFAULT_OBJECTIVES),
+    )
+    return [n for n in defaults if n in present] or defaults[:1]
+
+
 def dominates(a: Record, b: Record, objectives: Sequence[Objective]) -> bool:
     """``a`` is no worse than ``b`` on every objective and better on at least one."""
     ka = [o.key(a) for o in objectives]
@@ -144,11 +157,8 @@ def select(
     if maximize and minimize:
         raise ConfigError("give maximize or minimize, not both")
     budget = budget or Budget()
-    if objectives:
-        names = list(objectives)
-    else:  # the defaults that these records measure (hand-made records may lack some)
-        present = {key for r in records for key in r}
-        names = [n for n in DEFAULT_OBJECTIVES if n in present] or list(DEFAULT_OBJECTIVES[:1])
+    # the defaults: those these records measure (hand-made records may lack some)
+    names = list(objectives) if objectives else default_objectives(records)
     primary = maximize or minimize
     if primary is not None:
         names = [primary, *(n for n in names if n != primary)]

@@ -24,25 +24,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeslim.candidate import Candidate
-from edgeslim.data.bundle import Dataset, Split
+from edgeslim.data.bundle import Dataset, DataSpec, Split
 from edgeslim.errors import ConfigError
 from edgeslim.progress import progress_bar
+from edgeslim.tasks import task_of
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 Regularizer = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 Schedule = Literal["onecycle", "cosine", "constant"]
 DeviceSetting = Literal["auto", "cpu", "cuda"]
-
-
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, _teacher=None) -> torch.Tensor:
-    return F.cross_entropy(logits, targets)
-
-
-def smoothed_cross_entropy(smoothing: float) -> LossFn:
-    def loss(logits: torch.Tensor, targets: torch.Tensor, _teacher=None) -> torch.Tensor:
-        return F.cross_entropy(logits, targets, label_smoothing=smoothing)
-
-    return loss
 
 
 def training_device(setting: str) -> torch.device:
@@ -59,24 +49,47 @@ def training_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
-def augment_batch(
-    x: torch.Tensor, shift: int, flip: bool, generator: torch.Generator
-) -> torch.Tensor:
-    """Each image moved by up to ``shift`` pixels each way (edges repeated), and mirrored left
-    to right with probability 1/2 when ``flip``."""
-    n, c, h, w = x.shape
+def random_moves(
+    n: int, shift: int, flip: bool, generator: torch.Generator
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """Per image: its row and column offsets into the padded image (``(n, 1)`` each, in
+    ``0..2 * shift``) and whether it is mirrored; None for what is not asked."""
+    dy = dx = mirrored = None
     if shift:
-        padded = F.pad(x, (shift, shift, shift, shift), mode="replicate")
         dy, dx = torch.randint(0, 2 * shift + 1, (2, n, 1), generator=generator)
+    if flip:
+        mirrored = torch.rand(n, generator=generator) < 0.5
+    return dy, dx, mirrored
+
+
+def move_images(
+    x: torch.Tensor,
+    shift: int,
+    dy: torch.Tensor | None,
+    dx: torch.Tensor | None,
+    mirrored: torch.Tensor | None,
+) -> torch.Tensor:
+    """Images moved by ``(shift - dx, shift - dy)`` pixels (edges repeated), then mirrored
+    left to right where ``mirrored``."""
+    n, c, h, w = x.shape
+    if dy is not None:
+        padded = F.pad(x, (shift, shift, shift, shift), mode="replicate")
         rows = (dy + torch.arange(h))[:, None, :, None]
         cols = (dx + torch.arange(w))[:, None, None, :]
         x = padded[
             torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols
         ]
-    if flip:
-        mirrored = torch.rand(n, generator=generator) < 0.5
+    if mirrored is not None:
         x = torch.where(mirrored[:, None, None, None], x.flip(-1), x)
     return x
+
+
+def augment_batch(
+    x: torch.Tensor, shift: int, flip: bool, generator: torch.Generator
+) -> torch.Tensor:
+    """Each image moved by up to ``shift`` pixels each way (edges repeated), and mirrored left
+    to right with probability 1/2 when ``flip``."""
+    return move_images(x, shift, *random_moves(len(x), shift, flip, generator))
 
 
 def make_scheduler(
@@ -101,10 +114,15 @@ def seed_everything(seed: int) -> torch.Generator:
 @dataclass
 class FitResult:
     model: nn.Module
-    best_val_accuracy: float
+    best_val: float  # the task's validation score (accuracy; mAP@0.5 for detection)
     best_epoch: int
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
+    metric: str = "accuracy"
+
+    def summary(self) -> dict[str, float]:
+        """What a recipe step records: ``{"best_val_accuracy": 0.97}`` (or ``best_val_map50``)."""
+        return {f"best_val_{self.metric}": round(self.best_val, 4)}
 
 
 @torch.no_grad()
@@ -124,9 +142,11 @@ def predict(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarra
     return torch.cat(out).numpy()
 
 
-def evaluate(model: nn.Module, split: Split) -> float:
-    """Top-1 accuracy on a split."""
-    return float((predict(model, split.x).argmax(axis=1) == split.y).mean())
+def evaluate(model: nn.Module, split: Split, spec: DataSpec | None = None) -> float:
+    """The task's validation score on a split: top-1 accuracy (``spec`` None or a
+    classifier's), mAP@0.5 for a detector."""
+    task = task_of(spec or DataSpec(split.x.shape[1:], 0))
+    return task.score(predict(model, split.x), split.y)
 
 
 def fit(
@@ -140,7 +160,7 @@ def fit(
     patience: int | None = 5,
     seed: int = 0,
     teacher: nn.Module | None = None,
-    loss: LossFn = cross_entropy,
+    loss: LossFn | None = None,
     regularizer: Regularizer | None = None,
     after_step: Callable[[nn.Module], None] | None = None,
     restore_best: bool = True,
@@ -155,6 +175,7 @@ def fit(
 ) -> FitResult:
     """Train ``model`` in place and leave it holding its best-validation weights.
 
+    ``loss`` defaults to the task's (cross-entropy for a classifier).
     ``restore_best=False`` keeps the last epoch instead: right for fine-tuning with a penalty,
     where the most accurate epoch is often the one the penalty has shaped least.
     ``teacher`` (frozen, eval mode) makes its logits the third argument of ``loss``;
@@ -175,10 +196,11 @@ def fit(
         )
     if shift < 0:
         raise ConfigError(f"shift must be >= 0 pixels, got {shift}")
-    if label_smoothing:
-        if loss is not cross_entropy:
-            raise ConfigError("label_smoothing applies to the plain cross-entropy loss only")
-        loss = smoothed_cross_entropy(label_smoothing)
+    task = task_of(data.spec)
+    if label_smoothing and loss is not None:
+        raise ConfigError("label_smoothing applies to the task's own loss only")
+    if loss is None:
+        loss = task.loss(label_smoothing)
     on = training_device(device)
     generator = seed_everything(seed)
     x_train = torch.from_numpy(data.train.x)
@@ -195,7 +217,7 @@ def fit(
         teacher.eval().to(on)
     # Only trained epochs compete: a fine-tune that merely ties its starting point must still
     # return the fine-tuned weights (they carry the penalty or mask it was asked for).
-    best_acc = evaluate(model, data.val) if epochs == 0 else -1.0
+    best_acc = evaluate(model, data.val, data.spec) if epochs == 0 else -1.0
     best_state, best_epoch, history = copy.deepcopy(model.state_dict()), 0, []
     with progress_bar(desc, total=epochs, enabled=show_progress) as bar:
         for epoch in range(1, epochs + 1):
@@ -206,7 +228,7 @@ def fit(
                 idx = order[start : start + batch_size]
                 xb, yb = x_train[idx], y_train[idx]
                 if shift or flip:
-                    xb = augment_batch(xb, shift, flip, generator)
+                    xb, yb = task.augment(xb, yb, shift, flip, generator)
                 xb, yb = xb.to(on), yb.to(on)
                 teacher_logits = None
                 if teacher is not None:
@@ -222,9 +244,9 @@ def fit(
                 if after_step is not None:
                     after_step(model)
                 total_loss += float(batch_loss.detach()) * len(idx)
-            val_acc = evaluate(model, data.val)
+            val_acc = evaluate(model, data.val, data.spec)
             history.append(
-                {"epoch": epoch, "loss": total_loss / len(order), "val_accuracy": val_acc}
+                {"epoch": epoch, "loss": total_loss / len(order), f"val_{task.quality}": val_acc}
             )
             if val_acc > best_acc:
                 best_acc, best_epoch = val_acc, epoch
@@ -241,7 +263,7 @@ def fit(
         teacher.cpu()
     for parameter in extra_parameters:
         parameter.data = parameter.data.cpu()
-    return FitResult(model, best_acc, best_epoch, len(history), history)
+    return FitResult(model, best_acc, best_epoch, len(history), history, task.quality)
 
 
 def train(
@@ -249,11 +271,5 @@ def train(
 ) -> Candidate:
     """Train a baseline and return it as the first Candidate of a run."""
     result = fit(model, data, epochs=epochs, desc=f"train {name}", **options)
-    step = {
-        "train": {
-            "epochs": epochs,
-            "epochs_run": result.epochs_run,
-            "best_val_accuracy": round(result.best_val_accuracy, 4),
-        }
-    }
+    step = {"train": {"epochs": epochs, "epochs_run": result.epochs_run, **result.summary()}}
     return Candidate(name=name, recipe=(step,), model=result.model)

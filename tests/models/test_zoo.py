@@ -8,7 +8,7 @@ from edgeslim.data.bundle import DataSpec
 from edgeslim.errors import ModelLoadError
 
 SPECS = [DataSpec((1, 8, 8), 10), DataSpec((1, 28, 28), 10), DataSpec((3, 32, 32), 2)]
-ZOO = sorted(es.models.ZOO)
+ZOO = es.models.models_for("classification")
 
 
 @pytest.mark.parametrize("name", ZOO)

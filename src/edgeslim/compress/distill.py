@@ -1,6 +1,8 @@
 """Knowledge distillation (Hinton et al. 2015), optionally with feature hints (FitNets).
 
-loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE.
+The loss is the task's: for a classifier
+alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE; for a
+detector the teacher's softened heatmaps and its box regression (``edgeslim.tasks.detection``).
 The teacher is the recipe's starting model unless one is named; the student is the current
 model (so distillation doubles as the fine-tuning after pruning) or a fresh zoo model, e.g. a
 narrower copy (``student: {model: small-cnn, width: 0.5}``).
@@ -17,6 +19,7 @@ from edgeslim.compress.finetune import tune
 from edgeslim.compress.registry import StepContext, technique
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError
+from edgeslim.tasks import task_of
 
 
 class Student(BaseModel):
@@ -31,7 +34,9 @@ class DistillSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     epochs: int = Field(5, ge=0)
     lr: float = Field(1e-3, gt=0)
-    temperature: float = Field(4.0, gt=0)
+    temperature: float | None = Field(
+        None, gt=0, description="default: the task's (4 for a classifier, 1 for a detector)"
+    )
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the distillation term")
     teacher: str = Field(
         "base",
@@ -48,24 +53,6 @@ class DistillSettings(BaseModel):
     seed: int = 0
 
 
-def kd_loss(temperature: float, alpha: float):
-    def loss(
-        logits: torch.Tensor, targets: torch.Tensor, teacher_logits: torch.Tensor | None
-    ) -> torch.Tensor:
-        hard = F.cross_entropy(logits, targets)
-        soft = (
-            F.kl_div(
-                F.log_softmax(logits / temperature, dim=1),
-                F.softmax(teacher_logits / temperature, dim=1),
-                reduction="batchmean",
-            )
-            * temperature**2
-        )
-        return alpha * soft + (1 - alpha) * hard
-
-    return loss
-
-
 def load_teacher(s: DistillSettings, base_model: nn.Module | None, data: Dataset) -> nn.Module:
     if s.teacher == "base":
         if base_model is None:
@@ -79,7 +66,7 @@ def load_teacher(s: DistillSettings, base_model: nn.Module | None, data: Dataset
     return teacher
 
 
-def output_classes(model: nn.Module, data: Dataset) -> int:
+def output_channels(model: nn.Module, data: Dataset) -> int:
     with torch.no_grad():
         return int(model.eval()(torch.from_numpy(data.val.x[:2])).shape[1])
 
@@ -96,11 +83,11 @@ def build_student(s: DistillSettings, current: nn.Module, data: Dataset) -> nn.M
 def check(model: nn.Module, s: DistillSettings, data: Dataset) -> None:
     teacher = load_teacher(s, model, data)
     student = build_student(s, model, data)
-    t_classes, s_classes = output_classes(teacher, data), output_classes(student, data)
-    if t_classes != s_classes:
+    t_out, s_out = output_channels(teacher, data), output_channels(student, data)
+    if t_out != s_out:
         raise ConfigError(
-            f"distill.teacher gives {t_classes} classes but the student gives "
-            f"{s_classes}; both must predict the same classes"
+            f"distill.teacher outputs {t_out} scores per sample (or cell) but the student "
+            f"outputs {s_out}; both must predict the same classes the same way"
         )
     for student_layer, teacher_layer in s.hints:
         for net, name, who in (
@@ -168,6 +155,8 @@ def apply(model: nn.Module, data: Dataset, s: DistillSettings, ctx: StepContext)
     teacher = load_teacher(s, ctx.base.model if ctx.base is not None else None, data)
     student = build_student(s, model, data)
     hints = Hints(student, teacher, s.hints, data, s.hint_weight) if s.hints else None
+    task = task_of(data.spec)
+    temperature = s.temperature or task.temperature
     try:
         result = tune(
             student,
@@ -181,7 +170,7 @@ def apply(model: nn.Module, data: Dataset, s: DistillSettings, ctx: StepContext)
             shift=s.shift,
             flip=s.flip,
             teacher=teacher,
-            loss=kd_loss(s.temperature, s.alpha),
+            loss=task.distill_loss(temperature, s.alpha),
             regularizer=hints,
             # the hint adapters train with the student and are dropped afterwards
             extra_parameters=hints.adapters.parameters() if hints else (),
@@ -189,7 +178,7 @@ def apply(model: nn.Module, data: Dataset, s: DistillSettings, ctx: StepContext)
     finally:
         if hints is not None:
             hints.remove()
-    info = {"best_val_accuracy": round(result.best_val_accuracy, 4)}
+    info = {**result.summary(), "temperature": temperature}
     if student is not model:
         info["model"] = student
     return info

@@ -111,4 +111,4 @@ def apply(model: nn.Module, data: Dataset, s: FinetuneSettings, ctx: StepContext
     finally:
         if penalty is not None:
             penalty.remove()
-    return {"best_val_accuracy": round(result.best_val_accuracy, 4)}
+    return result.summary()

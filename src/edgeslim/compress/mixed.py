@@ -30,6 +30,7 @@ from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError
 from edgeslim.export import onnx_outputs
 from edgeslim.progress import progress_bar
+from edgeslim.tasks import task_of
 
 Width = Literal[4, 8, 16, 32]
 
@@ -73,18 +74,20 @@ def weight_bytes(sizes: dict[str, int], widths: dict[str, int]) -> float:
 
 
 class Checker:
-    """Validation accuracy of the source model with some layers' widths changed, on ORT."""
+    """The task's validation score (accuracy, mAP@0.5) of the source model with some layers'
+    widths changed, on ORT."""
 
     def __init__(self, source: Path, data: Dataset, samples: int, folder: Path) -> None:
         self.source, self.folder = source, folder
         self.x, self.y = data.val.x[:samples], data.val.y[:samples]
+        self.task = task_of(data.spec)
         self.runs = 0
 
     def accuracy(self, widths: dict[str, int], target: Path | None = None) -> float:
         path = target or self.folder / f"check{self.runs}.onnx"
         self.runs += 1
         weight_only(self.source, path, widths)
-        return float((onnx_outputs(path, self.x).argmax(1) == self.y).mean())
+        return self.task.score(onnx_outputs(path, self.x), self.y)
 
 
 @technique("quantize.mixed", MixedSettings, stage="onnx", check=check)

@@ -23,6 +23,7 @@ from edgeslim.compress.presets import PRESETS
 from edgeslim.compress.registry import StepContext, Technique, resolve
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError, EdgeslimError
+from edgeslim.tasks import task_of
 from edgeslim.train import training_device
 
 Recipe = list[dict[str, Any]]
@@ -182,6 +183,7 @@ def run_onnx_step(
     info["names_stripped_bytes"] = compact(target)  # the agreement below checks the result
     x = data.test.x[:AGREEMENT_SAMPLES]
     before, after = onnx_outputs(source, x), onnx_outputs(target, x)
-    info["top1_agreement"] = float((before.argmax(1) == after.argmax(1)).mean())
+    task = task_of(data.spec)
+    info[task.agreement_name] = task.agreement(after, before)
     info["max_abs_diff"] = float(np.abs(before - after.astype(np.float32)).max())
     return candidate.with_step(step_record(tech, settings, info), artifact=target)

@@ -126,7 +126,7 @@ def apply(model: nn.Module, data: Dataset, s: QATSettings, ctx: StepContext) -> 
         quantized.train()(torch.from_numpy(data.train.x[:256]))
     result = tune(quantized, data, ctx, epochs=s.epochs, lr=s.lr, seed=s.seed, desc="qat")
     return {
-        "best_val_accuracy": round(result.best_val_accuracy, 4),
+        **result.summary(),
         "model": quantized,
         "quantized_layers": len(L.weighted_layers(model)),
     }

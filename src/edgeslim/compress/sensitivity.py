@@ -61,7 +61,7 @@ def sweep(
 ) -> Sensitivity:
     """Accuracy on the validation split with each layer alone pruned at each ratio."""
     modules = dict(model.named_modules())
-    result = Sensitivity(kind, evaluate(model, data.val), tuple(ratios))
+    result = Sensitivity(kind, evaluate(model, data.val, data.spec), tuple(ratios))
     with progress_bar(
         f"sensitivity ({kind})", total=len(layers) * len(ratios), enabled=show_progress
     ) as bar:
@@ -70,7 +70,7 @@ def sweep(
             result.accuracy[layer] = {}
             for ratio in ratios:
                 pruned = prune_one(model, layer, ratio)
-                result.accuracy[layer][ratio] = evaluate(pruned, data.val)
+                result.accuracy[layer][ratio] = evaluate(pruned, data.val, data.spec)
                 if restore is not None:
                     restore()
                 bar.advance(layer)

@@ -14,7 +14,6 @@ import copy
 from typing import Annotated, Literal
 
 import torch
-import torch.nn.functional as F
 import torch_pruning as tp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
@@ -26,6 +25,7 @@ from edgeslim.compress.finetune import tune
 from edgeslim.compress.registry import StepContext, technique
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError
+from edgeslim.tasks import task_of
 
 Ratio = Annotated[float, Field(gt=0, lt=1)]
 
@@ -154,7 +154,7 @@ def pruner_step(
     if s.importance == "taylor":  # Taylor importance reads weight x gradient of the loss
         model.zero_grad()
         x, y = torch.from_numpy(data.train.x[:256]), torch.from_numpy(data.train.y[:256])
-        F.cross_entropy(model(x), y).backward()
+        task_of(data.spec).loss()(model(x), y).backward()
     blocks = A.find_attention(model, s.num_heads)
     try:
         pruner.step()

@@ -26,6 +26,8 @@ class DataSpec:
     std: tuple[float, ...] = ()
     name: str = ""
     class_names: tuple[str, ...] = ()
+    task: str = "classification"  # a name in edgeslim.tasks: what the targets and outputs mean
+    typical_box: tuple[float, ...] = ()  # detection: median (width, height) of training boxes
 
     def to_dict(self) -> dict:
         return {
@@ -34,13 +36,28 @@ class DataSpec:
             "mean": list(self.mean),
             "std": list(self.std),
             "name": self.name,
+            "task": self.task,
+            **({"typical_box": list(self.typical_box)} if self.typical_box else {}),
         }
+
+    @classmethod
+    def from_dict(cls, value: dict) -> DataSpec:
+        """The inverse of ``to_dict`` (what the measuring worker and an exported file get)."""
+        return cls(
+            input_shape=tuple(value["input_shape"]),
+            num_classes=int(value["num_classes"]),
+            mean=tuple(value.get("mean", ())),
+            std=tuple(value.get("std", ())),
+            name=value.get("name", ""),
+            task=value.get("task", "classification"),
+            typical_box=tuple(value.get("typical_box", ())),
+        )
 
 
 @dataclass(frozen=True)
 class Split:
     x: np.ndarray  # float32, normalised, (N, *input_shape)
-    y: np.ndarray  # int64 labels in [0, num_classes)
+    y: np.ndarray  # the task's targets: int64 labels (N,), or boxes (N, K, 5) for detection
 
     def __len__(self) -> int:
         return len(self.y)
@@ -120,6 +137,26 @@ def random_splits(
     return parts
 
 
+def standardise(
+    samples: dict[str, np.ndarray],
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Every split normalised with the train split's per-channel mean and std (one statistic
+    over all features for feature vectors, which keeps the spec small)."""
+    x_train = samples["train"]
+    if x_train.ndim > 2:
+        axes = (0, *range(2, x_train.ndim))
+        mean, std = x_train.mean(axis=axes), x_train.std(axis=axes)
+    else:
+        mean, std = np.array([x_train.mean()]), np.array([x_train.std()])
+    std = np.where(std < 1e-8, 1.0, std)
+    shape = (1, -1, *([1] * (x_train.ndim - 2))) if x_train.ndim > 2 else (1, 1)
+    normalised = {
+        split: ((x - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)
+        for split, x in samples.items()
+    }
+    return normalised, mean, std
+
+
 def build(
     arrays: dict[str, tuple[np.ndarray, np.ndarray]],
     *,
@@ -149,23 +186,10 @@ def build(
         raise DataError(f"{origin}: label {seen - 1} is out of range for {num_classes} classes")
     if num_classes < 2:
         raise DataError(f"{origin}: need at least 2 classes, found {num_classes}")
-    x_train = checked["train"][0]
-    axes = (0, *range(2, x_train.ndim)) if x_train.ndim > 2 else (0,)
-    if x_train.ndim > 2:
-        mean = x_train.mean(axis=axes)
-        std = x_train.std(axis=axes)
-    else:  # feature vectors: one statistic over all features keeps the spec small
-        mean = np.array([x_train.mean()])
-        std = np.array([x_train.std()])
-    std = np.where(std < 1e-8, 1.0, std)
-    shape = (1, -1, *([1] * (x_train.ndim - 2))) if x_train.ndim > 2 else (1, 1)
-
-    def normalise(x: np.ndarray) -> np.ndarray:
-        return ((x - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)
-
-    splits = {s: Split(normalise(x), y) for s, (x, y) in checked.items()}
+    normalised, mean, std = standardise({s: x for s, (x, _) in checked.items()})
+    splits = {s: Split(normalised[s], y) for s, (_, y) in checked.items()}
     spec = DataSpec(
-        input_shape=tuple(int(d) for d in x_train.shape[1:]),
+        input_shape=tuple(int(d) for d in checked["train"][0].shape[1:]),
         num_classes=int(num_classes),
         mean=tuple(float(m) for m in mean),
         std=tuple(float(s) for s in std),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgeslim.measure.registry import family
+from edgeslim.tasks.classification import top1
 
 if TYPE_CHECKING:
     from edgeslim.measure.runtime import RuntimeContext
@@ -19,16 +20,14 @@ if TYPE_CHECKING:
         ("accuracy", "fraction", "higher", "top-1 accuracy on the test split, on the runtime"),
     ],
     order=30,
+    task="classification",
 )
 def accuracy(ctx: RuntimeContext) -> dict:
     session = ctx.session()
     name = session.input_name
     predictions = []
     for batch, real in ctx.batches(session, ctx.x):
-        logits = session.run(None, {name: batch})[0]
-        if logits.ndim != 2:
-            raise ValueError(f"expected (batch, classes) outputs, got shape {logits.shape}")
-        predictions.append(logits[:real].argmax(axis=1))
+        predictions.append(top1(session.run(None, {name: batch})[0][:real]))
     predicted = np.concatenate(predictions)
     ctx.info["accuracy_samples"] = len(predicted)
     return {"accuracy": float((predicted == ctx.y).mean())}

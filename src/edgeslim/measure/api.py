@@ -23,6 +23,7 @@ from edgeslim.errors import ConfigError, DataError, DoesNotFit, MeasurementError
 from edgeslim.measure import (  # noqa: F401
     accuracy,  # isort: skip
     compute,
+    detection,
     energy,
     latency,
     memory,
@@ -34,14 +35,15 @@ from edgeslim.measure.process import OUT_OF_MEMORY, THIS_HOST, memory_failures, 
 from edgeslim.measure.registry import families
 from edgeslim.measure.settings import MeasureSettings
 from edgeslim.runtimes import Runtime, runtime
+from edgeslim.tasks import task_of
 
 if TYPE_CHECKING:
     from edgeslim.boards import Board
 
 
 def check_fits(summary: GraphSummary, data: Dataset) -> None:
-    """The model must accept the data's samples (batch dimension aside) and give one score per
-    class: a model that does not would still run, and be measured wrongly."""
+    """The model must accept the data's samples (batch dimension aside) and give the outputs
+    its task reads: a model that does not would still run, and be measured wrongly."""
     declared = summary.input_shape[1:]
     wanted = data.spec.input_shape
     fits = len(declared) == len(wanted) and all(
@@ -52,19 +54,7 @@ def check_fits(summary: GraphSummary, data: Dataset) -> None:
             f"{summary.path}: model input {tuple(summary.input_shape)} does not fit "
             f"{data.spec.name or 'data'} samples of shape {wanted} (batch first)"
         )
-    check_output_width(summary.output_shape, data, summary.path)
-
-
-def check_output_width(shape: tuple | list, data: Dataset, where: object) -> None:
-    """(batch, classes) outputs with as many classes as the data has; symbolic sizes pass here
-    and are checked on the runtime's first output."""
-    classes = shape[-1] if shape else None
-    if len(shape) not in (0, 2) or (isinstance(classes, int) and classes != data.spec.num_classes):
-        raise DataError(
-            f"{where}: the model outputs shape {tuple(shape)} but {data.spec.name or 'the data'} "
-            f"has {data.spec.num_classes} classes; a classifier must output "
-            f"(batch, {data.spec.num_classes})"
-        )
+    task_of(data.spec).check_output(summary.output_shape, summary.path)
 
 
 def resolve_artifact(target: Candidate | str | Path | Any, data: Dataset, work: Path) -> Path:
@@ -127,8 +117,8 @@ def runtime_artifact(
 
 
 def check_result(result: dict, path: Path, data: Dataset, settings: MeasureSettings) -> None:
-    """A model the runtime refused, or whose outputs are not one score per class, has no
-    metrics worth keeping: say why instead of recording empty or wrong figures."""
+    """A model the runtime refused, or whose outputs its task cannot read, has no metrics
+    worth keeping: say why instead of recording empty or wrong figures."""
     refused = result["errors"].get("runs")
     if refused:
         cap = settings.memory_limit_mb
@@ -138,7 +128,7 @@ def check_result(result: dict, path: Path, data: Dataset, settings: MeasureSetti
         raise MeasurementError(
             f"{path}: {info['runtime']} {info['runtime_version']} cannot run this model: {refused}"
         )
-    check_output_width(result["info"]["output_shape"], data, path)
+    task_of(data.spec).check_output(result["info"]["output_shape"], path)
 
 
 def measure(
@@ -174,7 +164,7 @@ def measure(
         engine.check_format(str(runtime_file))
         summary.artifact, summary.conversion = runtime_file, conversion  # storage: its bytes
         record: dict[str, Any] = {}
-        for fam in families("graph"):
+        for fam in families("graph", data.spec.task):
             record.update(fam.fn(summary))
         model = torch_model(target)
         if model is not None:
@@ -182,7 +172,12 @@ def measure(
 
             recipe = target.recipe if isinstance(target, Candidate) else ()
             record["agreement"] = check_agreement(
-                engine, str(runtime_file), model, data.test.x, quantized(recipe)
+                engine,
+                str(runtime_file),
+                model,
+                data.test.x,
+                quantized(recipe),
+                task_of(data.spec),
             )
         names = [n for n in summary.activation_inputs if n != summary.input_name]
         exposed = (
@@ -198,6 +193,7 @@ def measure(
             # None: this runtime's file cannot expose its activations (not measured there)
             "activation_names": exposed if engine.reads_onnx else None,
             "settings": settings.to_dict(),
+            "spec": data.spec.to_dict(),
             "result": str(work / "result.json"),
         }
         ended = (board or THIS_HOST).run_worker(request, work, settings.timeout_s)
@@ -220,6 +216,7 @@ def measure(
         "graph_file": str(path),
         "opsets": summary.opsets,
         "data": data.source,
+        "task": data.spec.task,
         "test_samples": len(data.test),
         "storage_compressor": storage.COMPRESSOR,
         "storage_coding": storage.CODING,

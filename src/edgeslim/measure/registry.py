@@ -31,6 +31,7 @@ class Family:
     metrics: tuple[Metric, ...]
     fn: Callable[..., dict[str, Any]]
     order: int  # runtime families run in this order; peak memory must run first
+    task: str | None = None  # measured for this task's data only (None: for every task)
 
 
 # runtime families ordered below this run before the worker checks that the model loads and
@@ -46,6 +47,7 @@ def family(
     stage: Literal["graph", "runtime"],
     metrics: list[tuple[str, str, Better, str]],
     order: int = 100,
+    task: str | None = None,
 ) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
     """Register ``fn`` as the producer of ``metrics`` ((name, unit, better, description)...)."""
 
@@ -53,14 +55,16 @@ def family(
         declared = tuple(Metric(*m) for m in metrics)
         for metric in declared:
             METRICS[metric.name] = metric
-        FAMILIES[name] = Family(name, stage, declared, fn, order)
+        FAMILIES[name] = Family(name, stage, declared, fn, order, task)
         return fn
 
     return add
 
 
-def families(stage: str) -> list[Family]:
-    return sorted((f for f in FAMILIES.values() if f.stage == stage), key=lambda f: f.order)
+def families(stage: str, task: str | None = None) -> list[Family]:
+    """A stage's families in order; with ``task``, those that apply to it."""
+    chosen = [f for f in FAMILIES.values() if f.stage == stage and f.task in (None, task or f.task)]
+    return sorted(chosen, key=lambda f: f.order)
 
 
 def objectives() -> dict[str, Metric]:

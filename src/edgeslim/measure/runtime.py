@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgeslim.data.bundle import DataSpec
 from edgeslim.runtimes import Session, fixed_batch, runtime
 
 
@@ -14,8 +15,9 @@ from edgeslim.runtimes import Session, fixed_batch, runtime
 class RuntimeContext:
     model_path: str
     x: np.ndarray  # test samples, normalised float32
-    y: np.ndarray
+    y: np.ndarray  # the task's targets
     settings: dict  # MeasureSettings as a dict
+    spec: DataSpec | None = None  # the data's spec (its task); None: a classifier's
     activations_path: str | None = None  # the model with layer inputs exposed as outputs
     activation_names: list[str] | None = field(default_factory=list)  # None: not measurable
     info: dict = field(default_factory=dict)  # how things were measured, filled by families

@@ -108,7 +108,8 @@ def main(request_path: str) -> int:
     import numpy as np
 
     # registration of the runtime families (these modules import numpy only)
-    from edgeslim.measure import accuracy, latency, memory, sparsity  # noqa: F401
+    from edgeslim.data.bundle import DataSpec
+    from edgeslim.measure import accuracy, detection, latency, memory, sparsity  # noqa: F401
     from edgeslim.measure.registry import CHECK_ORDER, families
     from edgeslim.measure.runtime import RuntimeContext
     from edgeslim.runtimes import runtime
@@ -118,11 +119,13 @@ def main(request_path: str) -> int:
 
     with np.load(request["data"]) as arrays:
         x, y = arrays["x"], arrays["y"]
+    spec = DataSpec.from_dict(request["spec"]) if request.get("spec") else None
     ctx = RuntimeContext(
         model_path=request["model"],
         x=x,
         y=y,
         settings=settings,
+        spec=spec,
         activations_path=request.get("activations_model"),
         activation_names=request.get("activation_names", []),
     )
@@ -132,7 +135,7 @@ def main(request_path: str) -> int:
         inject_fault(os.environ["EDGESLIM_FAULT"])
     metrics, errors = {}, {}
     checked = False
-    for fam in families("runtime"):
+    for fam in families("runtime", spec.task if spec else "classification"):
         if not checked and fam.order >= CHECK_ORDER:
             checked = True
             refused = check_runs(ctx)

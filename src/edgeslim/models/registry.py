@@ -13,14 +13,21 @@ from edgeslim.errors import ModelLoadError
 
 Builder = Callable[..., nn.Module]
 ZOO: dict[str, Builder] = {}
+TASK_OF: dict[str, str] = {}  # zoo name -> the task its outputs are for
 
 
-def register_model(name: str) -> Callable[[Builder], Builder]:
+def register_model(name: str, task: str = "classification") -> Callable[[Builder], Builder]:
     def add(builder: Builder) -> Builder:
         ZOO[name] = builder
+        TASK_OF[name] = task
         return builder
 
     return add
+
+
+def models_for(task: str) -> list[str]:
+    """The zoo's models for one task, by name."""
+    return sorted(name for name in ZOO if TASK_OF[name] == task)
 
 
 def build(name: str, spec: DataSpec, seed: int = 0, **options: Any) -> nn.Module:

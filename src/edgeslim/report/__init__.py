@@ -25,12 +25,14 @@ def selection_for(records: list[dict[str, Any]], experiment: Experiment) -> Sele
 def write_reports(
     folder: RunFolder, records: list[dict[str, Any]], experiment: Experiment
 ) -> tuple[Selection, dict[str, Path]]:
+    from edgeslim.report.detections import load_examples
     from edgeslim.report.html import render_html
     from edgeslim.report.markdown import render_markdown
 
     selection = selection_for(records, experiment)
     paths = {"html": folder.path / "report.html", "markdown": folder.path / "report.md"}
-    write_atomic(paths["html"], render_html(records, selection, experiment))
+    examples = load_examples(folder.path)
+    write_atomic(paths["html"], render_html(records, selection, experiment, examples))
     write_atomic(paths["markdown"], render_markdown(records, selection, experiment))
     return selection, paths
 

@@ -10,8 +10,13 @@ from edgeslim.measure import METRICS
 # the short table: what a reader compares first
 MAIN = (
     "accuracy",
+    "map50",
+    "map",
+    "precision",
+    "recall",
     "latency_p50_ms",
     "latency_p95_ms",
+    "latency_e2e_p95_ms",
     "throughput",
     "peak_memory_mb",
     "activation_memory_kb",
@@ -89,7 +94,13 @@ def how_measured(records: list[dict[str, Any]]) -> list[str]:
         f"latency: batch 1, {s.get('warmup_runs')} warm-up runs, "
         f"{how.get('latency_runs')} timed runs (cap {s.get('max_seconds')} s)",
         f"throughput: best of batch sizes {s.get('batch_sizes')}",
-        f"accuracy: {how.get('test_samples')} test samples of {how.get('data')}",
+        f"{how.get('task', 'classification')}: {how.get('test_samples')} test samples of "
+        f"{how.get('data')}"
+        + (
+            f"; mAP by pycocotools, precision/recall at score >= {how['detection_threshold']}"
+            if "detection_threshold" in how
+            else ""
+        ),
         f"storage: file bytes; compressed with {how.get('storage_compressor')}",
         f"energy (estimate): {how.get('energy_table')}",
         *dict.fromkeys(where_measured(h) for h in measured),  # each board of a pool once

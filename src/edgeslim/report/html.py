@@ -21,17 +21,14 @@ from edgeslim.report.columns import (
     recipe_text,
     scalar_metrics,
 )
+from edgeslim.report.detections import detections_html
 from edgeslim.report.runtimes import runtimes_in, same_candidate_table, unshown_savings
 from edgeslim.select import Objective, Selection, hypervolume_history, pareto_ranks
 
 if TYPE_CHECKING:
     from edgeslim.config import Experiment
 
-TRADE_OFFS = (
-    ("latency_p95_ms", "accuracy"),
-    ("storage_kb", "accuracy"),
-    ("peak_memory_mb", "accuracy"),
-)
+COSTS = ("latency_p95_ms", "storage_kb", "peak_memory_mb")  # x axes when objectives name none
 PARALLEL = ("accuracy", "latency_p95_ms", "storage_kb", "peak_memory_mb", "macs", "energy_mj")
 COLORS = {"fits": "#2a9d8f", "misses": "#e76f51", "recommended": "#264653"}
 
@@ -279,14 +276,25 @@ def runtimes_html(records: list[dict[str, Any]], selection: Selection) -> str:
     return "".join(parts)
 
 
-def render_html(records: list[dict[str, Any]], selection: Selection, experiment: Experiment) -> str:
+def trade_offs(selection: Selection) -> list[tuple[str, str]]:
+    """(cost, quality) pairs: the optimised objective against each of the others."""
+    quality, *others = [o.metric for o in selection.objectives]
+    return [(cost, quality) for cost in (others or COSTS)[:3]]
+
+
+def render_html(
+    records: list[dict[str, Any]],
+    selection: Selection,
+    experiment: Experiment,
+    examples: dict[str, Any] | None = None,
+) -> str:
     config = experiment.config
     metrics = scalar_metrics(records)
     objective_names = [o.metric for o in selection.objectives]
     verdict_class = "verdict" if selection.recommended else "verdict none"
     plots = "".join(
         f"<div class='plot'>{pareto_plot(x, y, selection.measured, selection, f'pareto-{i}')}</div>"
-        for i, (x, y) in enumerate(TRADE_OFFS)
+        for i, (x, y) in enumerate(trade_offs(selection))
     )
     failed = [r for r in records if r.get("status") == "failed"]
     failures = "".join(
@@ -329,6 +337,7 @@ Objectives (first is optimised): {esc(", ".join(objective_names))}.</p>
 Pareto rank 1 is the front over the objectives.</p>
 <div class="scroll">{table_html(records, selection, metrics)}</div>
 {runtimes_html(records, selection)}
+{detections_html(examples, records, selection.recommended)}
 {f"<h2>Failed candidates</h2><ul>{failures}</ul>" if failed else ""}
 <h2>Recommended model, layer by layer</h2>
 <div class="plot">{layer_plot(selection.recommended)}</div>

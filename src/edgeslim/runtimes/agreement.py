@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeslim.data.bundle import DataSpec
 from edgeslim.errors import ExportError, MeasurementError
 from edgeslim.runtimes.native_output import c_output
 from edgeslim.runtimes.registry import fixed_batch
+from edgeslim.tasks import Task, task_of
 
 if TYPE_CHECKING:
     from torch import nn
@@ -26,11 +28,16 @@ def quantized(recipe: tuple | list) -> bool:
 
 
 def check_agreement(
-    engine: Runtime, path: str, model: nn.Module, x: np.ndarray, is_quantized: bool
+    engine: Runtime,
+    path: str,
+    model: nn.Module,
+    x: np.ndarray,
+    is_quantized: bool,
+    task: Task | None = None,
 ) -> dict[str, Any]:
-    """Max abs diff and top-1 agreement against PyTorch; an ExportError with both figures
-    when a float file is off by more than FLOAT_TOLERANCE, or a quantized one agrees on fewer
-    than MIN_TOP1_AGREEMENT of the samples."""
+    """Max abs diff and the task's agreement (top-1 for a classifier) against PyTorch; an
+    ExportError with both figures when a float file is off by more than FLOAT_TOLERANCE, or a
+    quantized one agrees on fewer than MIN_TOP1_AGREEMENT of the samples."""
     import torch
 
     x = x[:SAMPLES]
@@ -53,25 +60,26 @@ def check_agreement(
             + " ".join(str(exc).split())
         ) from exc
     diff = float(np.abs(got.astype(np.float32) - expected).max())
-    top1 = float((got.argmax(1) == expected.argmax(1)).mean())
+    task = task or task_of(DataSpec(x.shape[1:], got.shape[-1]))
+    top1 = task.agreement(got.astype(np.float32), expected)
     figures = {
         "runtime": engine.name,
         "samples": len(x),
         "max_abs_diff": diff,
-        "top1_agreement": top1,
+        task.agreement_name: top1,
         "quantized": is_quantized,
     }
     scale = max(1.0, float(np.abs(expected).max()))
     if is_quantized and top1 < MIN_TOP1_AGREEMENT:
         raise ExportError(
-            f"{path}: {engine.name} agrees with PyTorch on the top class of {top1:.1%} of "
-            f"{len(x)} samples (max abs diff {diff:.3g}); at least {MIN_TOP1_AGREEMENT:.0%} "
-            "expected"
+            f"{path}: {engine.name} agrees with PyTorch on the answer ({task.agreement_name}) "
+            f"for {top1:.1%} of {len(x)} samples (max abs diff {diff:.3g}); at least "
+            f"{MIN_TOP1_AGREEMENT:.0%} expected"
         )
     if not is_quantized and diff > FLOAT_TOLERANCE * scale:
         raise ExportError(
             f"{path}: {engine.name}'s outputs differ from PyTorch's by up to {diff:.3g} "
-            f"(top-1 agreement {top1:.1%} on {len(x)} samples); at most "
+            f"({task.agreement_name} {top1:.1%} on {len(x)} samples); at most "
             f"{FLOAT_TOLERANCE * scale:.3g} expected"
         )
     return figures

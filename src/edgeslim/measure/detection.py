@@ -1,0 +1,73 @@
+"""Detection quality and end-to-end latency on the deployed runtime (numpy and pycocotools).
+
+mAP comes from pycocotools' COCOeval over the whole test split; precision and recall count
+boxes scoring at least ``SCORE_THRESHOLD`` (IoU >= 0.5, same class, one-to-one). End-to-end
+latency is what a car's camera waits for: the network, then decoding and NMS of the boxes
+scoring at least the threshold, at batch 1, timed like the network-only latency.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edgeslim.measure.latency import time_runs
+from edgeslim.measure.registry import family
+from edgeslim.tasks import boxes as B
+from edgeslim.tasks import task_of
+from edgeslim.tasks.detection import EXAMPLES, SCORE_THRESHOLD
+
+if TYPE_CHECKING:
+    from edgeslim.measure.runtime import RuntimeContext
+
+
+@family(
+    "detection",
+    "runtime",
+    [
+        ("map50", "fraction", "higher", "mAP at IoU 0.5 on the test split, on the runtime"),
+        ("map", "fraction", "higher", "mAP averaged over IoU 0.5:0.95 (COCO's), on the runtime"),
+        ("precision", "fraction", "higher", "matched / found boxes at the score threshold"),
+        ("recall", "fraction", "higher", "matched / true boxes at the score threshold"),
+        ("latency_e2e_p50_ms", "ms", "lower", "median batch-1 latency with decoding and NMS"),
+        ("latency_e2e_p95_ms", "ms", "lower", "95th percentile latency with decoding and NMS"),
+        ("example_detections", "boxes", "", "boxes found on the first test images (report)"),
+    ],
+    order=30,
+    task="detection",
+)
+def detection(ctx: RuntimeContext) -> dict:
+    task = task_of(ctx.spec)
+    session = ctx.session()
+    name = session.input_name
+    outputs = np.concatenate(
+        [session.run(None, {name: batch})[0][:real] for batch, real in ctx.batches(session, ctx.x)]
+    )
+    found = task.decode(outputs)
+    figures = B.coco_map(found, ctx.y, task.spec.num_classes)
+    figures["precision"], figures["recall"] = B.precision_recall(found, ctx.y, SCORE_THRESHOLD)
+
+    feed = {name: next(ctx.batches(session, ctx.x[:1]))[0]}
+
+    def end_to_end(_outputs, feed):  # a deployed pipeline keeps the boxes it acts on only
+        return task.decode(session.run(None, feed)[0][:1], min_score=SCORE_THRESHOLD)
+
+    s = ctx.settings
+    for _ in range(s["warmup_runs"]):
+        end_to_end(None, feed)
+    samples = time_runs(end_to_end, feed, s["runs"], s["min_runs"], s["max_seconds"])
+    p50, p95 = np.percentile(samples, [50, 95])
+    ctx.info.update(
+        detection_samples=len(outputs),
+        detection_layout=B.layout(outputs.shape[1], task.spec.num_classes),
+        detection_threshold=SCORE_THRESHOLD,
+        detection_e2e_runs=len(samples),
+    )
+    shown = [d[d[:, 4] >= SCORE_THRESHOLD].round(3).tolist() for d in found[:EXAMPLES]]
+    return {
+        **figures,
+        "latency_e2e_p50_ms": float(p50),
+        "latency_e2e_p95_ms": float(p95),
+        "example_detections": shown,
+    }

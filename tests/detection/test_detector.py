@@ -1,0 +1,125 @@
+"""Every technique on a detector: what it changes (MACs, bytes, zeros) and the mAP it keeps,
+measured on ONNX Runtime; and a detection experiment end to end, with boxes in its report."""
+
+from __future__ import annotations
+
+import pytest
+
+import edgeslim as es
+from edgeslim import config
+from tests.conftest import QUICK
+
+CLASSES = 10
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return es.data.load("scenes")
+
+
+@pytest.fixture(scope="module")
+def detector(scenes):
+    """CenterNet trained 6 epochs on the built-in scenes (~30 s on two cores)."""
+    model = es.models.build("centernet", scenes.spec)
+    return es.train(model, scenes, epochs=6, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def measured(detector, scenes):
+    return es.measure(detector, scenes, QUICK)
+
+
+def compressed(detector, scenes, recipe):
+    (candidate,) = es.compress(detector, scenes, recipes=[recipe], show_progress=False)
+    return candidate, es.measure(candidate, scenes, QUICK)
+
+
+def test_the_baseline_detects_and_reports_detection_metrics(measured):
+    assert measured["map50"] > 0.6 and 0 < measured["map"] < measured["map50"]
+    assert 0 < measured["precision"] <= 1 and 0 < measured["recall"] <= 1
+    assert measured["latency_e2e_p95_ms"] > measured["latency_p50_ms"]  # decoding is timed too
+    for metric in ("storage_kb", "macs", "peak_memory_mb", "weight_sparsity", "energy_mj"):
+        assert measured[metric] > 0 or metric == "weight_sparsity"
+    assert "accuracy" not in measured and measured["measured_with"]["task"] == "detection"
+    assert measured["agreement"]["box_agreement"] == 1.0
+    assert len(measured["example_detections"]) == 4
+
+
+def test_structured_pruning_shrinks_the_backbone_and_keeps_the_head(detector, scenes, measured):
+    candidate, record = compressed(
+        detector,
+        scenes,
+        [{"prune": {"kind": "structured", "ratio": 0.3}}, {"finetune": {"epochs": 2}}],
+    )
+    head = list(candidate.model.modules())[-1]
+    assert head.out_channels == CLASSES + 4  # the class and box outputs are never pruned
+    assert record["macs"] < 0.6 * measured["macs"]
+    assert record["storage_kb"] < 0.6 * measured["storage_kb"]
+    assert record["map50"] > measured["map50"] - 0.2
+
+
+def test_unstructured_sparsity_keeps_map(detector, scenes, measured):
+    _, record = compressed(
+        detector,
+        scenes,
+        [{"prune": {"kind": "unstructured", "sparsity": 0.8}}, {"finetune": {"epochs": 2}}],
+    )
+    assert record["weight_sparsity"] >= 0.75
+    assert record["storage_compressed_kb"] < 0.5 * measured["storage_compressed_kb"]
+    assert record["map50"] > measured["map50"] - 0.1
+
+
+def test_static_int8_quarters_the_file_and_keeps_map(detector, scenes, measured):
+    candidate, record = compressed(detector, scenes, [{"quantize": {"kind": "static-int8"}}])
+    assert record["storage_kb"] < 0.35 * measured["storage_kb"]
+    assert record["map50"] > measured["map50"] - 0.03
+    assert candidate.step("quantize")["result"]["box_agreement"] >= 0.9
+
+
+def test_distillation_recovers_a_pruned_detector(detector, scenes):
+    prune = {"prune": {"kind": "structured", "ratio": 0.5}}
+    _, pruned = compressed(detector, scenes, [prune])
+    candidate, distilled = compressed(detector, scenes, [prune, {"distill": {"epochs": 2}}])
+    assert candidate.step("distill")["result"]["temperature"] == 1.0  # the detector's default
+    assert distilled["map50"] > pruned["map50"] + 0.1
+
+
+def test_qat_trains_a_detector_that_runs_in_int8(detector, scenes, measured):
+    _, record = compressed(detector, scenes, [{"qat": {"epochs": 1}}])
+    assert record["storage_kb"] < 0.35 * measured["storage_kb"]
+    assert record["map50"] > measured["map50"] - 0.1
+
+
+def test_a_detection_experiment_selects_by_map_and_draws_boxes(tmp_path):
+    raw = {
+        "name": "det",
+        "task": "detection",
+        "model": "fomo",
+        "data": "scenes",
+        "train": {"epochs": 3},
+        "candidates": [{"name": "int8", "recipe": [{"quantize": {"kind": "static-int8"}}]}],
+        "measure": {"runs": 100, "min_runs": 20, "warmup_runs": 2, "throughput_seconds": 0.05},
+    }
+    outcome = es.run(config.parse(raw), tmp_path, say=lambda _: None, show_progress=False)
+    assert [o.metric for o in outcome.selection.objectives][:2] == ["map50", "latency_e2e_p95_ms"]
+    assert outcome.selection.recommended["map50"] == max(r["map50"] for r in outcome.records)
+    page = outcome.reports["html"].read_text()
+    assert "Detections on test images" in page and page.count("<svg") >= 4
+    assert "map50" in outcome.reports["markdown"].read_text()
+
+
+def test_a_classification_experiment_on_detection_data_is_refused(tmp_path):
+    raw = {"name": "wrong", "model": "centernet", "data": "scenes"}
+    with pytest.raises(es.errors.ConfigError, match="set task: detection"):
+        es.run(config.parse(raw), tmp_path, say=lambda _: None, show_progress=False)
+
+
+@pytest.mark.parametrize("name", es.models.models_for("detection"))
+def test_every_detector_prunes_exports_and_keeps_its_outputs(name, scenes, tmp_path):
+    model = es.models.build(name, scenes.spec)
+    start = es.Candidate("fresh", model=model.eval())
+    recipe = [{"prune": {"kind": "structured", "ratio": 0.5}}]
+    (pruned,) = es.compress(start, scenes, [recipe], out_dir=tmp_path, show_progress=False)
+    channels = CLASSES + 4 if name == "centernet" else CLASSES
+    assert list(pruned.model.modules())[-1].out_channels == channels
+    assert pruned.step("export")["box_agreement"] == 1.0
