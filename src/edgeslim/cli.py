@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgeslim.errors import EdgeslimError
+from edgeslim.errors import ConfigError, EdgeslimError
 
 app = typer.Typer(
     add_completion=False,
@@ -155,7 +155,6 @@ def sensitivity(
     """Prune one layer at a time at several ratios: which layers tolerate pruning?"""
     from edgeslim.compress import sensitivity_sweep
     from edgeslim.data import load
-    from edgeslim.errors import ConfigError
     from edgeslim.models import ZOO, load_model
     from edgeslim.train import fit
 
@@ -443,12 +442,21 @@ def demo(
             help="the runtimes demo: the same candidates on ONNX Runtime, LiteRT and TFLite Micro",
         ),
     ] = False,
+    detection: Annotated[
+        bool,
+        typer.Option(
+            "--detection", help="the detection demo: centernet on the built-in synthetic scenes"
+        ),
+    ] = False,
 ) -> None:
     """The main job on built-in data: every technique on digits, a budget, the report."""
     from edgeslim.config import parse
-    from edgeslim.demo import DEMO, RUNTIMES_DEMO
+    from edgeslim.demo import DEMO, DETECTION_DEMO, RUNTIMES_DEMO
 
-    run_experiment(parse(RUNTIMES_DEMO if runtimes else DEMO), runs, retry_failed)
+    if runtimes and detection:
+        raise ConfigError("--runtimes or --detection, not both")
+    chosen = RUNTIMES_DEMO if runtimes else DETECTION_DEMO if detection else DEMO
+    run_experiment(parse(chosen), runs, retry_failed)
 
 
 def main() -> None:

@@ -138,7 +138,9 @@ class SpaceConfig(Strict):
     sparsity: tuple[float, float] | None = None
     quantize: list[Literal[QUANTIZE_CHOICES]] = ["none"]  # type: ignore[valid-type]
     distill: list[bool] = [False]
-    temperature: tuple[float, float] = (4.0, 4.0)
+    temperature: tuple[float, float] | None = Field(
+        None, description="distillation's temperature range; default: the task's (4, or 1)"
+    )
     student_width: tuple[float, float] | None = None
     clusters: list[int] = Field([0], description="shared values a layer keeps; 0: no clustering")
     finetune_epochs: int = Field(2, ge=0)

@@ -96,3 +96,41 @@ RUNTIMES_DEMO: dict[str, Any] = {
     "budget": {"accuracy": ">= 0.95", "storage_kb": "<= 40", "activation_memory_kb": "<= 8"},
     "objectives": ["accuracy", "latency_p95_ms", "storage_kb", "activation_memory_kb"],
 }
+
+# The detection demo (also examples/detection.yaml, which a test keeps equal to this): the seed's
+# pedestrian camera in miniature, a detector on the built-in synthetic scenes, chosen by mAP@0.5
+# under an end-to-end latency budget.
+DETECTION_DEMO: dict[str, Any] = {
+    "name": "detection",
+    "task": "detection",
+    "model": "centernet",
+    "data": "scenes",
+    "train": {"epochs": 12, "shift": 2},
+    "candidates": [
+        {
+            "name": "structured-50",
+            "recipe": [
+                {"prune": {"kind": "structured", "ratio": 0.5}},
+                {"finetune": {"epochs": 4}},
+            ],
+        },
+        {
+            "name": "sparse-80",
+            "recipe": [
+                {"prune": {"kind": "unstructured", "sparsity": 0.8}},
+                {"finetune": {"epochs": 3}},
+            ],
+        },
+        {"name": "int8", "recipe": [{"quantize": {"kind": "static-int8"}}]},
+        {
+            "name": "pruned-distilled-int8",
+            "recipe": [
+                {"prune": {"kind": "structured", "ratio": 0.5}},
+                {"distill": {"epochs": 4}},
+                {"quantize": {"kind": "static-int8"}},
+            ],
+        },
+    ],
+    "measure": {"runs": 300, "min_runs": 50},
+    "budget": {"latency_e2e_p95_ms": "<= 5", "storage_kb": "<= 200"},
+}

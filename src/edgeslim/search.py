@@ -76,7 +76,8 @@ def suggest(trial: optuna.Trial, space: SpaceConfig, student_model: str | None) 
     pruned = any("prune" in step for step in recipe)
     if pruned and epochs:
         if distill:
-            recipe.append({"distill": {"epochs": epochs, "temperature": round(temperature, 3)}})
+            softening = {} if temperature is None else {"temperature": round(temperature, 3)}
+            recipe.append({"distill": {"epochs": epochs, **softening}})
         else:
             recipe.append({"finetune": {"epochs": epochs}})
     choices = list(dict.fromkeys(space.clusters))

@@ -138,3 +138,23 @@ def test_yolo_label_without_its_image_is_refused(tmp_path):
 def test_a_detector_refuses_classification_data(digits):
     with pytest.raises(es.errors.ModelLoadError, match="centernet is a detector"):
         es.models.build("centernet", digits.spec)
+
+
+def test_the_example_file_is_the_detection_demo():
+    from pathlib import Path
+
+    import yaml
+
+    from edgeslim.demo import DETECTION_DEMO
+
+    example = Path(__file__).parents[2] / "examples" / "detection.yaml"
+    assert yaml.safe_load(example.read_text()) == DETECTION_DEMO
+
+
+@pytest.mark.skipif(
+    not es.data.fashion_mnist.DEFAULT_DIR.is_dir(), reason="Fashion-MNIST is not installed"
+)
+def test_fashion_mnist_scenes_use_its_items_and_names():
+    data = es.data.load("scenes:fashion-mnist")
+    assert data.spec.input_shape == (1, 96, 96) and data.spec.class_names[0] == "T-shirt/top"
+    assert (data.train.y[:, :, 0] >= 0).any()

@@ -22,7 +22,12 @@ from edgeslim.report.columns import (
     scalar_metrics,
 )
 from edgeslim.report.detections import detections_html
-from edgeslim.report.runtimes import runtimes_in, same_candidate_table, unshown_savings
+from edgeslim.report.runtimes import (
+    legend,
+    runtimes_in,
+    same_candidate_table,
+    unshown_savings,
+)
 from edgeslim.select import Objective, Selection, hypervolume_history, pareto_ranks
 
 if TYPE_CHECKING:
@@ -261,9 +266,8 @@ def runtimes_html(records: list[dict[str, Any]], selection: Selection) -> str:
             "<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows
         )
         parts.append(
-            "<h2>The same candidate on every runtime</h2><p class='muted'>accuracy · p95 "
-            "latency · storage · memory (the exact tensor arena where the runtime reports one); "
-            "◆ on that runtime's own Pareto front.</p>"
+            "<h2>The same candidate on every runtime</h2><p class='muted'>"
+            f"{esc(legend(selection))}</p>"
             f"<div class='scroll'><table id='runtimes'><thead><tr>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table></div>"
         )

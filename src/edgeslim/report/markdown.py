@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from edgeslim.report.columns import MAIN, device_line, fmt, how_measured, recipe_text
-from edgeslim.report.runtimes import runtimes_in, same_candidate_table, unshown_savings
+from edgeslim.report.runtimes import legend, runtimes_in, same_candidate_table, unshown_savings
 from edgeslim.select import Selection
 
 if TYPE_CHECKING:
@@ -61,11 +61,7 @@ def render_markdown(
     if len(runtimes_in(records)) > 1:
         header, table = same_candidate_table(records, selection)
         lines += ["", "## The same candidate on every runtime", ""]
-        lines += [
-            "accuracy · p95 latency · storage · memory (the exact tensor arena where the runtime "
-            "reports one); ◆ on that runtime's own Pareto front.",
-            "",
-        ]
+        lines += [legend(selection), ""]
         lines += markdown_table(header, table)
     flags = unshown_savings(records)
     if flags:

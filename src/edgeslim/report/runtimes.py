@@ -88,12 +88,26 @@ def fronts(records: list[Record], selection: Selection) -> dict[str, set[str]]:
     return by_runtime
 
 
+def quality_of(selection: Selection) -> str:
+    """The quality the objectives maximise (accuracy, mAP@0.5): the first higher-is-better."""
+    return next((o.metric for o in selection.objectives if o.better == "higher"), "accuracy")
+
+
+def legend(selection: Selection) -> str:
+    return (
+        f"{quality_of(selection)} · p95 latency · storage · memory (the exact tensor arena where "
+        "the runtime reports one); ◆ on that runtime's own Pareto front."
+    )
+
+
 def same_candidate_table(
     records: list[Record], selection: Selection
 ) -> tuple[list[str], list[list[str]]]:
-    """Rows: candidates; columns: each runtime's accuracy, p95 latency, storage and memory
-    (the exact arena where there is one). ◆ marks a point on its runtime's own front."""
+    """Rows: candidates; columns: each runtime's quality (accuracy, mAP), p95 latency, storage
+    and memory (the exact arena where there is one). ◆ marks a point on its runtime's own
+    front."""
     runtimes = runtimes_in(records)
+    quality = quality_of(selection)
     on_front = fronts(records, selection)
     cells: dict[str, dict[str, str]] = {}
     for r in records:
@@ -104,7 +118,7 @@ def same_candidate_table(
             memory = "tensor_arena_kb" if "tensor_arena_kb" in r else "peak_memory_mb"
             unit = "KB arena" if memory == "tensor_arena_kb" else "MB peak"
             text = (
-                f"{fmt(r.get('accuracy'), 'accuracy')} · "
+                f"{fmt(r.get(quality), quality)} · "
                 f"{fmt(r.get('latency_p95_ms'), 'latency_p95_ms')} ms · "
                 f"{fmt(r.get('storage_kb'), 'storage_kb')} KB · "
                 f"{fmt(r.get(memory), memory)} {unit}"
