@@ -109,20 +109,24 @@ def measure(
 
 @app.command()
 def zoo(data: DataOption = "digits") -> None:
-    """List the model zoo with parameters and MACs for the given data."""
+    """List the zoo's models for the data's task (``--data scenes``: the detectors) with
+    parameters and MACs."""
     from edgeslim.data import load
     from edgeslim.export import export_onnx
     from edgeslim.measure.graph import summarize
-    from edgeslim.models import ZOO, build
+    from edgeslim.models import ZOO, build, models_for
 
     dataset = load(data)
     table = Table(
-        title=f"model zoo for {dataset.spec.name} {dataset.spec.input_shape}", title_justify="left"
+        title=f"model zoo for {dataset.spec.task} on {dataset.spec.name} "
+        f"{dataset.spec.input_shape}",
+        title_justify="left",
     )
     for column in ("model", "params", "MACs", "about"):
         table.add_column(column, justify="right" if column in ("params", "MACs") else "left")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, builder in sorted(ZOO.items()):
+        for name in models_for(dataset.spec.task):
+            builder = ZOO[name]
             path = Path(tmp) / f"{name}.onnx"
             export_onnx(build(name, dataset.spec), dataset, path)
             summary = summarize(path)

@@ -44,6 +44,7 @@ def heatmap_head(c_in: int, outputs: int, classes: int) -> nn.Conv2d:
 
 @register_model("centernet", task="detection")
 def centernet(spec: DataSpec, width: float = 1.0) -> nn.Module:
+    """CenterNet head on a ResNet-8 backbone, stride 4: class heatmaps, offsets, box sizes."""
     c, _, _ = detection_shape(spec, "centernet")
     c1, c2, c3 = channels(16, width), channels(32, width), channels(64, width)
     classes = spec.num_classes
@@ -58,6 +59,7 @@ def centernet(spec: DataSpec, width: float = 1.0) -> nn.Module:
 
 @register_model("fomo", task="detection")
 def fomo(spec: DataSpec, width: float = 1.0) -> nn.Module:
+    """FOMO-style centroids at stride 8 on a depthwise-separable trunk (microcontrollers)."""
     c, _, _ = detection_shape(spec, "fomo")
     c1, c2, c3 = channels(16, width), channels(32, width), channels(64, width)
     classes = spec.num_classes

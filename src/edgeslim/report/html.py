@@ -33,7 +33,7 @@ from edgeslim.select import Objective, Selection, hypervolume_history, pareto_ra
 if TYPE_CHECKING:
     from edgeslim.config import Experiment
 
-COSTS = ("latency_p95_ms", "storage_kb", "peak_memory_mb")  # x axes when objectives name none
+COSTS = ("latency_p95_ms", "storage_kb", "peak_memory_mb")  # x axes the objectives leave free
 PARALLEL = ("accuracy", "latency_p95_ms", "storage_kb", "peak_memory_mb", "macs", "energy_mj")
 COLORS = {"fits": "#2a9d8f", "misses": "#e76f51", "recommended": "#264653"}
 
@@ -281,9 +281,11 @@ def runtimes_html(records: list[dict[str, Any]], selection: Selection) -> str:
 
 
 def trade_offs(selection: Selection) -> list[tuple[str, str]]:
-    """(cost, quality) pairs: the optimised objective against each of the others."""
+    """Three (cost, quality) pairs: the optimised objective against the other objectives,
+    then against the usual costs."""
     quality, *others = [o.metric for o in selection.objectives]
-    return [(cost, quality) for cost in (others or COSTS)[:3]]
+    costs = list(dict.fromkeys([*others, *COSTS]))
+    return [(cost, quality) for cost in costs if cost != quality][:3]
 
 
 def render_html(
