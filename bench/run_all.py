@@ -7,7 +7,8 @@ Sections: the headline (edgeslim's recommendation under a storage and latency bu
 quantization against NNCF / PyTorch / ONNX Runtime defaults, static INT8 with cross-layer
 equalisation and bias correction, structured pruning against
 Torch-Pruning, the compression ratio against Deep Compression, the runtimes, transformers against
-Torch-Pruning's ViT example, and the physical limit of this core. A section that fails is
+Torch-Pruning's ViT example, object detection (centernet on the built-in scenes) against NNCF,
+ONNX Runtime's quantizer and Torch-Pruning, and the physical limit of this core. A section that fails is
 reported in the file with its error, and the others still run; the script then exits non-zero.
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 import compression_ratio
+import detection
 import headline
 import peers_pruning
 import peers_quantization
@@ -110,6 +112,7 @@ def main() -> None:
         ("Compression ratio", compression_ratio.run),
         ("Runtimes", runtimes.run),
         ("Transformers", transformers.run),
+        ("Object detection", detection.run),
         ("Physical limit", limit),
     ]
     body, timings, failed = [], [], []
