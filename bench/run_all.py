@@ -7,9 +7,10 @@ Sections: the headline (edgeslim's recommendation under a storage and latency bu
 quantization against NNCF / PyTorch / ONNX Runtime defaults, static INT8 with cross-layer
 equalisation and bias correction, structured pruning against
 Torch-Pruning, the compression ratio against Deep Compression, the runtimes, transformers against
-Torch-Pruning's ViT example, object detection (centernet on the built-in scenes) against NNCF,
-ONNX Runtime's quantizer and Torch-Pruning, and the physical limit of this core. A section that fails is
-reported in the file with its error, and the others still run; the script then exits non-zero.
+Torch-Pruning's ViT example, object detection (centernet on the built-in scenes) against
+NNCF, ONNX Runtime's quantizer and Torch-Pruning, and the physical limit of this core. A
+section that fails is reported in the file with its error, and the others still run; the
+script then exits non-zero.
 """
 
 from __future__ import annotations

@@ -123,3 +123,9 @@ def test_every_detector_prunes_exports_and_keeps_its_outputs(name, scenes, tmp_p
     channels = CLASSES + 4 if name == "centernet" else CLASSES
     assert list(pruned.model.modules())[-1].out_channels == channels
     assert pruned.step("export")["box_agreement"] == 1.0
+
+
+def test_a_detector_measures_the_same_on_openvino(detector, scenes, measured):
+    record = es.measure(detector, scenes, QUICK, runtime="openvino")
+    assert record["map50"] == pytest.approx(measured["map50"], abs=0.005)
+    assert record["measured_with"]["runtime"] == "openvino" and "errors" not in record
