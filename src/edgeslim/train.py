@@ -149,6 +149,25 @@ def evaluate(model: nn.Module, split: Split, spec: DataSpec | None = None) -> fl
     return task.score(predict(model, split.x), split.y)
 
 
+TEACHER_CACHE_BYTES = 256 * 2**20  # teacher outputs kept for the whole train split up to this
+
+
+def teacher_outputs(
+    teacher: nn.Module | None, data: Dataset, per_batch: bool
+) -> torch.Tensor | None:
+    """The frozen teacher's outputs on every training sample, computed once: a teacher does
+    not change, so without augmentation (or feature hints, which read its layers each batch)
+    running it on every batch of every epoch repeats the same work."""
+    if teacher is None or per_batch:
+        return None
+    with torch.no_grad():
+        device = next((p.device for p in teacher.parameters()), torch.device("cpu"))
+        one = teacher(torch.from_numpy(data.train.x[:1]).to(device))
+    if one.numel() * 4 * len(data.train.x) > TEACHER_CACHE_BYTES:
+        return None
+    return torch.from_numpy(predict(teacher, data.train.x))
+
+
 def fit(
     model: nn.Module,
     data: Dataset,
@@ -215,6 +234,7 @@ def fit(
     scheduler = make_scheduler(optimizer, schedule, lr, max(1, epochs * steps_per_epoch))
     if teacher is not None:
         teacher.eval().to(on)
+    taught = teacher_outputs(teacher, data, shift or flip or regularizer is not None)
     # Only trained epochs compete: a fine-tune that merely ties its starting point must still
     # return the fine-tuned weights (they carry the penalty or mask it was asked for).
     best_acc = evaluate(model, data.val, data.spec) if epochs == 0 else -1.0
@@ -231,7 +251,9 @@ def fit(
                     xb, yb = task.augment(xb, yb, shift, flip, generator)
                 xb, yb = xb.to(on), yb.to(on)
                 teacher_logits = None
-                if teacher is not None:
+                if taught is not None:
+                    teacher_logits = taught[idx].to(on)
+                elif teacher is not None:
                     with torch.no_grad():
                         teacher_logits = teacher(xb)
                 batch_loss = loss(model(xb), yb, teacher_logits)
