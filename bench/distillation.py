@@ -1,10 +1,11 @@
 """Teacher, narrow student trained alone, and the same student distilled (same epochs, seeds).
 
 python bench/distillation.py [--teacher resnet8] [--student small-cnn] [--width 0.25]
-                             [--seeds 3] [--epochs 6] [--temperature 4] [--alpha 0.5]
+                             [--seeds 3] [--epochs 6] [--settings 4:0.5,2:0.5,1:0.5]
                              [--shift 0] [--flip] [--quick]
 
-The student trained alone gets the same epochs, learning rate, shifts and flips.
+``--settings`` lists temperature:alpha pairs, one distilled row each; the student trained alone
+(alpha 0) gets the same epochs, learning rate, seeds, shifts and flips, once per seed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ import edgeslim as es
 from common import baseline, load_data, markdown_table
 
 
+def settings_of(text: str) -> list[tuple[float, float]]:
+    pairs = []
+    for item in text.split(","):
+        temperature, _, alpha = item.partition(":")
+        pairs.append((float(temperature), float(alpha or 0.5)))
+    return pairs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default="resnet8")
@@ -26,8 +35,7 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--temperature", type=float, default=4.0)
-    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--settings", default="4:0.5", help="temperature:alpha,...")
     parser.add_argument("--shift", type=int, default=0)
     parser.add_argument("--flip", action="store_true")
     parser.add_argument("--quick", action="store_true")
@@ -35,7 +43,10 @@ def main() -> None:
     data, label = load_data(args.quick)
     teacher = baseline(args.teacher, data, label, 2 if args.quick else 6)
     epochs = 2 if args.quick else args.epochs
-    alone, distilled, params = [], [], 0
+    pairs = settings_of(args.settings)
+    alone: list[float] = []
+    distilled: dict[tuple[float, float], list[float]] = {pair: [] for pair in pairs}
+    params = 0
     for seed in range(args.seeds):
         shared = {
             "epochs": epochs,
@@ -45,18 +56,16 @@ def main() -> None:
             "shift": args.shift,
             "flip": args.flip,
         }
-        a, d = es.compress(
-            teacher,
-            data,
-            [
-                [{"distill": {**shared, "alpha": 0.0}}],
-                [{"distill": {**shared, "alpha": args.alpha, "temperature": args.temperature}}],
-            ],
-            names=["alone", "distilled"],
-        )
-        alone.append(es.evaluate(a.model, data.test))
-        distilled.append(es.evaluate(d.model, data.test))
-        params = sum(p.numel() for p in d.model.parameters())
+        recipes = [[{"distill": {**shared, "alpha": 0.0}}]]
+        recipes += [[{"distill": {**shared, "alpha": a, "temperature": t}}] for t, a in pairs]
+        built = es.compress(teacher, data, recipes, names=[f"s{i}" for i in range(len(recipes))])
+        alone.append(es.evaluate(built[0].model, data.test))
+        for pair, candidate in zip(pairs, built[1:], strict=True):
+            distilled[pair].append(es.evaluate(candidate.model, data.test))
+        params = sum(p.numel() for p in built[0].model.parameters())
+        print(f"seed {seed}: alone {alone[-1]:.4f}, distilled "
+              + ", ".join(f"T{t} a{a} {v[-1]:.4f}" for (t, a), v in distilled.items()),
+              flush=True)  # fmt: skip
     teacher_params = sum(p.numel() for p in teacher.model.parameters())
 
     def cell(values: list[float]) -> str:
@@ -64,24 +73,20 @@ def main() -> None:
         return f"{statistics.mean(values):.4f} +- {spread:.4f}"
 
     print(
-        f"\n{label}: {epochs} epochs each; student {args.student} width {args.width}; "
-        f"alpha {args.alpha}, T {args.temperature}, shift {args.shift}, flip {args.flip}; "
-        f"mean +- std over {args.seeds} seeds (PyTorch evaluation)\n"
+        f"\n{label}: {epochs} epochs each, lr 1e-2; student {args.student} width {args.width}; "
+        f"shift {args.shift}, flip {args.flip}; mean +- std over {args.seeds} seeds "
+        "(PyTorch evaluation)\n"
     )
-    print(
-        markdown_table(
-            ["model", "params", "test accuracy"],
-            [
-                [
-                    f"teacher {args.teacher}",
-                    f"{teacher_params:,}",
-                    f"{es.evaluate(teacher.model, data.test):.4f}",
-                ],
-                ["student alone (alpha 0)", f"{params:,}", cell(alone)],
-                ["student distilled", f"{params:,}", cell(distilled)],
-            ],
-        )
-    )
+    taught = es.evaluate(teacher.model, data.test)
+    rows = [
+        [f"teacher {args.teacher}", f"{teacher_params:,}", f"{taught:.4f}"],
+        ["student alone (alpha 0)", f"{params:,}", cell(alone)],
+        *(
+            [f"student distilled (T {t:g}, alpha {a:g})", f"{params:,}", cell(values)]
+            for (t, a), values in distilled.items()
+        ),
+    ]  # fmt: skip
+    print(markdown_table(["model", "params", "test accuracy"], rows))
 
 
 if __name__ == "__main__":
