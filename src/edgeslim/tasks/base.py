@@ -18,7 +18,6 @@ class Task:
     name: ClassVar[str]
     quality: ClassVar[str]  # the measured metric a selection maximises by default
     agreement_name: ClassVar[str]  # what ``agreement`` measures, as records name it
-    runtime_metrics: ClassVar[tuple[str, ...]]  # the task's metrics in a record
 
     def __init__(self, spec: DataSpec) -> None:
         self.spec = spec

@@ -20,7 +20,6 @@ class Classification(Task):
     name = "classification"
     quality = "accuracy"
     agreement_name = "top1_agreement"
-    runtime_metrics = ("accuracy",)
 
     def check_output(self, shape, where) -> None:
         classes = shape[-1] if shape else None
