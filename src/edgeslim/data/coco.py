@@ -17,12 +17,9 @@ from edgeslim.errors import DataError
 
 
 def image_path(root: Path, name: str) -> Path:
-    beside = root / name
-    return (
-        beside
-        if beside.is_file() or not (root / "images" / name).is_file()
-        else (root / "images" / name)
-    )
+    """Beside the JSON file, else in its images/ folder (a missing file is named as beside)."""
+    inside = root / "images" / name
+    return inside if inside.is_file() and not (root / name).is_file() else root / name
 
 
 def field(entry: dict, key: str, where: str):
