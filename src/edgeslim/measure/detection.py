@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgeslim.measure.latency import time_runs
+from edgeslim.measure.latency import warm_and_time
 from edgeslim.measure.registry import family
 from edgeslim.tasks import boxes as B
 from edgeslim.tasks import task_of
@@ -53,10 +53,7 @@ def detection(ctx: RuntimeContext) -> dict:
     def end_to_end(_outputs, feed):  # a deployed pipeline keeps the boxes it acts on only
         return task.decode(session.run(None, feed)[0][:1], min_score=SCORE_THRESHOLD)
 
-    s = ctx.settings
-    for _ in range(s["warmup_runs"]):
-        end_to_end(None, feed)
-    samples = time_runs(end_to_end, feed, s["runs"], s["min_runs"], s["max_seconds"])
+    samples = warm_and_time(end_to_end, feed, ctx.settings)
     p50, p95 = np.percentile(samples, [50, 95])
     ctx.info.update(
         detection_samples=len(outputs),

@@ -49,6 +49,13 @@ def time_runs(run, feed: dict, runs: int, min_runs: int, max_seconds: float) -> 
     return timings[:count] / 1e6
 
 
+def warm_and_time(run, feed: dict, settings: dict) -> np.ndarray:
+    """The settings' warm-up calls, then their timed ones (``time_runs``), in ms."""
+    for _ in range(settings["warmup_runs"]):
+        run(None, feed)
+    return time_runs(run, feed, settings["runs"], settings["min_runs"], settings["max_seconds"])
+
+
 @family(
     "latency",
     "runtime",
@@ -64,12 +71,9 @@ def time_runs(run, feed: dict, runs: int, min_runs: int, max_seconds: float) -> 
     order=10,
 )
 def latency(ctx: RuntimeContext) -> dict:
-    s = ctx.settings
     session = ctx.session()
     feed = {session.input_name: next(ctx.batches(session, ctx.x[:1]))[0]}
-    for _ in range(s["warmup_runs"]):
-        session.run(None, feed)
-    samples = time_runs(session.run, feed, s["runs"], s["min_runs"], s["max_seconds"])
+    samples = warm_and_time(session.run, feed, ctx.settings)
     ctx.info["latency_runs"] = len(samples)
     ctx.info["latency_batch"] = len(next(iter(feed.values())))
     return percentile_stats(samples)
