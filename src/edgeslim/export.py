@@ -187,6 +187,11 @@ def export_onnx(
     """Export ``model`` (batch dimension dynamic) to ``path`` and check it on test inputs."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    stored_bits = getattr(model, "stored_weight_bits", None)
+    if stored_bits is not None:  # trained for weight-only storage (qat bits 4)
+        from edgeslim.compress.qat import baked
+
+        model = baked(model)
     model = model.eval()
     x = data.test.x[:CHECK_SAMPLES]
     example = (torch.from_numpy(x[:2]),)
@@ -230,6 +235,10 @@ def export_onnx(
             raise ExportError(f"ONNX export of {type(model).__name__} failed: {exc}") from exc
         proto = fold_weight_quantizers(onnx.load(str(raw)))
     save_deployable(proto, path, data.spec.to_dict())
+    if stored_bits is not None:  # the weights are on the grid already: storing them is exact
+        from edgeslim.compress.quantize import weight_only
+
+        weight_only(path, path, stored_bits)
     task = task_of(data.spec)
     if getattr(model, "exports_with_torchscript", False):
         # fake quantization in PyTorch and INT8 kernels in ORT round differently: judge a

@@ -68,7 +68,7 @@ def validate(
             if qat_step is not None:
                 raise ConfigError(
                     f"{here}: {tech.name} after qat ({where}[{qat_step}]) would "
-                    "quantize twice; QAT already exports an INT8 (QDQ) model"
+                    "quantize twice; QAT already exports a quantized model"
                 )
             onnx_step = onnx_step if onnx_step is not None else i
         elif onnx_step is not None:
