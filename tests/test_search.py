@@ -252,3 +252,25 @@ def test_mixed_precision_is_a_search_choice():
     step = suggest(trial, space, None)[-1]
     assert step == {"quantize": {"kind": "mixed"}}
     resolve(step)
+
+
+def test_qat_is_a_search_choice_that_distills_with_the_trial():
+    from edgeslim.compress import resolve
+    from edgeslim.search import suggest
+
+    space = config.SpaceConfig(
+        structured_ratio=[0.2, 0.5],
+        distill=[False, True],
+        quantize=["int8-static", "qat-int8", "qat-int4"],
+    )
+    for quantize, bits in (("qat-int4", 4), ("qat-int8", 8)):
+        for distill in (True, False):
+            fixed = {"distill": distill, "structured_ratio": 0.3, "quantize": quantize}
+            recipe = suggest(optuna.trial.FixedTrial(fixed), space, None)
+            assert recipe[-1] == {"qat": {"bits": bits, "epochs": 2, "distill": distill}}
+            assert [next(iter(s)) for s in recipe] == [
+                "prune",
+                "distill" if distill else "finetune",
+                "qat",
+            ]
+            resolve(recipe[-1])

@@ -128,6 +128,8 @@ QUANTIZE_CHOICES = (
     "weight-int8",
     "weight-int4",
     "weight-mixed",
+    "qat-int8",
+    "qat-int4",
 )
 
 

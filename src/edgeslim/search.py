@@ -42,6 +42,7 @@ QUANTIZE_KINDS = {
     "weight-int4": "weight-int4",
     "weight-mixed": "mixed",  # INT4/INT8 per layer, within quantize.mixed's default max_drop
 }
+QAT_BITS = {"qat-int8": 8, "qat-int4": 4}  # trained for the width, distilling when the trial does
 STALE = "worker stopped sending heartbeats (killed or lost) in the middle of this trial"
 
 
@@ -85,7 +86,10 @@ def suggest(trial: optuna.Trial, space: SpaceConfig, student_model: str | None) 
     if clusters:
         recipe.append({"cluster": {"clusters": clusters, "epochs": epochs}})
     quantize = trial.suggest_categorical("quantize", list(dict.fromkeys(space.quantize)))
-    if quantize != "none":
+    if quantize in QAT_BITS:
+        qat = {"bits": QAT_BITS[quantize], "epochs": max(epochs, 1), "distill": bool(distill)}
+        recipe.append({"qat": qat})
+    elif quantize != "none":
         recipe.append({"quantize": {"kind": QUANTIZE_KINDS[quantize]}})
     return recipe
 

@@ -10,6 +10,7 @@ PRESETS: dict[str, list[dict[str, Any]]] = {
     "fp16": [{"quantize": {"kind": "fp16"}}],
     "weight-int4": [{"quantize": {"kind": "weight-int4"}}],
     "qat-int8": [{"qat": {"epochs": 3}}],
+    "qat-int4": [{"qat": {"bits": 4, "epochs": 3}}],
     "prune-80-int8": [
         {"prune": {"kind": "unstructured", "sparsity": 0.8}},
         {"finetune": {"epochs": 3}},
