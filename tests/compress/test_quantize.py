@@ -221,3 +221,20 @@ def test_int4_qat_recovers_what_int4_rounding_loses_and_stores_it_exactly(digits
     x = digits.test.x[:256]
     got = ort.InferenceSession(str(qat.artifact)).run(None, {"input": x})[0]
     assert np.abs(got - predict(qat.model, x)).max() < 1e-3  # the runtime computes the trained
+
+
+def test_weight_only_int8_qat_stores_the_trained_weights(trained_small_cnn, digits, tmp_path):
+    (qat,) = es.compress(
+        trained_small_cnn,
+        digits,
+        [[{"qat": {"activations": False, "epochs": 1}}]],
+        out_dir=tmp_path,
+        show_progress=False,
+    )
+    graph = onnx.load(str(qat.artifact)).graph
+    weights = [t for t in graph.initializer if len(t.dims) > 1]
+    assert len(weights) == 4 and all(t.data_type == onnx.TensorProto.INT8 for t in weights)
+    assert "QuantizeLinear" not in {n.op_type for n in graph.node}
+    x = digits.test.x[:256]
+    got = ort.InferenceSession(str(qat.artifact)).run(None, {"input": x})[0]
+    assert np.abs(got - predict(qat.model, x)).max() < 1e-3
