@@ -1,7 +1,7 @@
 """Teacher, narrow student trained alone, and the same student distilled (same epochs, seeds).
 
-python bench/distillation.py [--teacher resnet8] [--student small-cnn] [--width 0.25]
-                             [--seeds 3] [--epochs 6] [--settings 4:0.5,2:0.5,1:0.5]
+python bench/distillation.py [--teacher resnet8] [--teacher-epochs 6] [--student small-cnn]
+                             [--width 0.25] [--seeds 3] [--epochs 6] [--settings 4:0.5,2:0.5]
                              [--shift 0] [--flip] [--quick]
 
 ``--settings`` lists temperature:alpha pairs, one distilled row each; the student trained alone
@@ -31,6 +31,7 @@ def settings_of(text: str) -> list[tuple[float, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default="resnet8")
+    parser.add_argument("--teacher-epochs", type=int, default=6)
     parser.add_argument("--student", default="small-cnn")
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument("--seeds", type=int, default=3)
@@ -41,7 +42,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     data, label = load_data(args.quick)
-    teacher = baseline(args.teacher, data, label, 2 if args.quick else 6)
+    teacher = baseline(args.teacher, data, label, 2 if args.quick else args.teacher_epochs)
     epochs = 2 if args.quick else args.epochs
     pairs = settings_of(args.settings)
     alone: list[float] = []
@@ -73,7 +74,8 @@ def main() -> None:
         return f"{statistics.mean(values):.4f} +- {spread:.4f}"
 
     print(
-        f"\n{label}: {epochs} epochs each, lr 1e-2; student {args.student} width {args.width}; "
+        f"\n{label}: teacher trained {args.teacher_epochs} epochs; {epochs} epochs each, lr 1e-2; "
+        f"student {args.student} width {args.width}; "
         f"shift {args.shift}, flip {args.flip}; mean +- std over {args.seeds} seeds "
         "(PyTorch evaluation)\n"
     )

@@ -4,8 +4,10 @@ p95 latency <= 0.5 ms (batch 1, 1 thread), next to the public Fashion-MNIST benc
 
     python bench/headline.py [--quick]
 
-The candidates are resnet8 (MLPerf Tiny's reference topology) with channels pruned, distilled
-from the dense model and quantized to INT8; ``es.select`` picks the most accurate that fits.
+The candidates are resnet8 (MLPerf Tiny's reference topology) with channels pruned and distilled
+from the dense model, then either quantized to INT8 (fewer channels) or trained for INT4 weights
+(more channels in the same bytes); ``es.select`` picks the most accurate that fits. (Training the
+teacher 20 epochs instead of 6 gave a worse one here: 0.9179 against 0.9219.)
 """
 
 from __future__ import annotations
@@ -25,30 +27,34 @@ REFERENCE = (
     0.925,
     "https://github.com/zalandoresearch/fashion-mnist#benchmark",
 )
-RATIOS_FULL = (0.55, 0.6)
-RATIOS_QUICK = (0.6,)
+# (channels removed, weights): INT8 fits ~15k parameters in 25 KB, INT4 ~37k
+CANDIDATES_FULL = ((0.55, 8), (0.3, 4), (0.35, 4))
+CANDIDATES_QUICK = ((0.6, 8), (0.35, 4))
 
 
-def recipe(ratio: float, epochs: int) -> list[dict]:
-    return [
-        {"prune": {"kind": "structured", "ratio": ratio}},
-        {"distill": {"epochs": epochs}},
-        {"quantize": {"kind": "static-int8"}},
-    ]
+def recipe(ratio: float, bits: int, epochs: int) -> list[dict]:
+    pruned = [{"prune": {"kind": "structured", "ratio": ratio}}, {"distill": {"epochs": epochs}}]
+    if bits == 8:
+        return [*pruned, {"quantize": {"kind": "static-int8"}}]
+    return [*pruned, {"qat": {"bits": 4, "epochs": max(1, epochs // 3), "distill": True}}]
+
+
+def candidate_name(ratio: float, bits: int) -> str:
+    return f"channels {int(ratio * 100)}% + KD + " + ("INT8" if bits == 8 else "INT4 QAT")
 
 
 def run(bench: Bench) -> Section:
-    ratios = RATIOS_QUICK if bench.quick else RATIOS_FULL
-    epochs = 1 if bench.quick else 5
-    names = [f"channels {int(r * 100)}% + KD + INT8" for r in ratios]
+    candidates = CANDIDATES_QUICK if bench.quick else CANDIDATES_FULL
+    epochs = 1 if bench.quick else 9
+    names = [candidate_name(r, b) for r, b in candidates]
     base = bench.baseline(MODEL)
     with tempfile.TemporaryDirectory(prefix="bench-headline-") as tmp:
         dense = {**bench.measure(es.export(base, bench.data, tmp)), "name": f"{MODEL} FP32"}
         built = es.compress(
             base,
             bench.data,
-            [recipe(r, epochs) for r in ratios],
-            names=[f"h{i}" for i in range(len(ratios))],
+            [recipe(r, b, epochs) for r, b in candidates],
+            names=[f"h{i}" for i in range(len(candidates))],
             out_dir=tmp,
         )
         records = [{**bench.measure(c), "name": n} for n, c in zip(names, built, strict=True)]
@@ -60,7 +66,8 @@ def run(bench: Bench) -> Section:
         ["model", "accuracy", "p95 ms", "storage KB", "parameters", "fits"],
         note=(
             f"{bench.label}; {MODEL} baseline trained {bench.epochs} epochs, each candidate "
-            f"distilled {epochs} epochs from it; ONNX Runtime, batch 1, 1 thread on this CPU "
+            f"distilled {epochs} epochs from it (INT4: then {max(1, epochs // 3)} epochs of "
+            "weight-only INT4 QAT, distilling too); ONNX Runtime, batch 1, 1 thread on this CPU "
             "(not a microcontroller). The public benchmark's entry reports accuracy only; "
             "<100K parameters is up to ~390 KB in FP32, so it is not held to this budget. "
             + (
