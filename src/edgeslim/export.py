@@ -188,7 +188,7 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stored_bits = getattr(model, "stored_weight_bits", None)
-    if stored_bits is not None:  # trained for weight-only storage (qat bits 4)
+    if stored_bits is not None:  # trained for weight-only storage (qat without activations)
         from edgeslim.compress.qat import baked
 
         model = baked(model)

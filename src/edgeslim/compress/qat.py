@@ -26,7 +26,7 @@ from torch import nn
 
 from edgeslim.compress import layers as L
 from edgeslim.compress.finetune import tune
-from edgeslim.compress.quantize import resolve_reduce_range
+from edgeslim.compress.quantize import resolve_reduce_range, weight_qmax
 from edgeslim.compress.registry import StepContext, technique
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError
@@ -174,7 +174,7 @@ def weight_max(s: QATSettings) -> int:
     """The largest integer weight: weight-only, the grid quantize.weight_only stores (7 at 4
     bits); with activations, 63 where static INT8 would reduce the range."""
     if not s.activations:
-        return 2 ** (s.bits - 1) - 1
+        return weight_qmax(s.bits)
     return 63 if resolve_reduce_range(s.reduce_range) else 127
 
 

@@ -251,6 +251,12 @@ def stored_weights(model: onnx.ModelProto) -> dict[str, int]:
     return axes
 
 
+def weight_qmax(width: int) -> int:
+    """The largest stored integer of a weight-only width (symmetric: 7 at 4 bits); QAT trains
+    on the same grid."""
+    return 2 ** (width - 1) - 1
+
+
 def weight_only(source: Path, target: Path, bits: int | dict[str, int]) -> dict:
     """Store conv/linear weights as INT8 or INT4 per output channel behind DequantizeLinear, or
     as FP16 behind a Cast; ``bits`` is one width for every layer, or one per weight (16: FP16,
@@ -280,7 +286,7 @@ def weight_only(source: Path, target: Path, bits: int | dict[str, int]) -> dict:
                 )
             )
             continue
-        qmax = 2 ** (width - 1) - 1
+        qmax = weight_qmax(width)
         reduce = tuple(d for d in range(weight.ndim) if d != axis)
         scale = np.abs(weight).max(axis=reduce) / qmax
         scale = np.where(scale == 0, 1.0, scale).astype(np.float32)
