@@ -33,20 +33,31 @@ def load_data(quick: bool) -> tuple[es.data.Dataset, str]:
 
 
 def baseline(
-    name: str, data: es.data.Dataset, label: str, epochs: int, **options: Any
+    name: str,
+    data: es.data.Dataset,
+    label: str,
+    epochs: int,
+    training: dict[str, Any] | None = None,
+    **options: Any,
 ) -> es.Candidate:
-    """Train once per (model, options, data, epochs) and cache the weights under bench/.cache."""
+    """Train once per (model, options, data, epochs, training settings) and cache the weights
+    under bench/.cache; ``training`` goes to ``es.train`` (e.g. ``{"shift": 2}``)."""
+    training = training or {}
     key = f"{name}|{sorted(options.items())}|{label}|{epochs}|{len(data.train)}"
     if not options:  # keep the keys of caches written before options existed
         key = f"{name}|{label}|{epochs}|{len(data.train)}"
+    if training:
+        key += f"|{sorted(training.items())}"
     path = CACHE / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
     model = es.models.build(name, data.spec, **options)
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
         return es.Candidate(
-            "dense", recipe=({"train": {"epochs": epochs, "cached": True}},), model=model.eval()
+            "dense",
+            recipe=({"train": {"epochs": epochs, **training, "cached": True}},),
+            model=model.eval(),
         )
-    candidate = es.train(model, data, epochs=epochs, name="dense")
+    candidate = es.train(model, data, epochs=epochs, name="dense", **training)
     CACHE.mkdir(exist_ok=True)
     partial = path.with_suffix(".part")
     torch.save(candidate.model.state_dict(), partial)
@@ -80,8 +91,15 @@ class Bench:
         epochs, finetune = (1, 1) if quick else (6, 2)
         return cls(quick, data, label, epochs, finetune, measure_settings(quick))
 
-    def baseline(self, name: str, **options: Any) -> es.Candidate:
-        return baseline(name, self.data, self.label, self.epochs, **options)
+    def baseline(
+        self,
+        name: str,
+        epochs: int | None = None,
+        training: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> es.Candidate:
+        """The cached baseline: ``epochs`` defaults to the session's."""
+        return baseline(name, self.data, self.label, epochs or self.epochs, training, **options)
 
     def measure(self, target: Any) -> dict[str, Any]:
         return es.measure(target, self.data, self.settings)

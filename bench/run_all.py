@@ -2,6 +2,10 @@
 
     python bench/run_all.py          # full run (its wall time heads RESULTS.md) -> bench/RESULTS.md
     python bench/run_all.py --quick  # reduced (9 min in CI before transformers) -> RESULTS-quick.md
+    python bench/run_all.py --only headline,distillation  # rerun these, replace them in the file
+
+``--only`` keeps every other section of the existing file as it was and says in its header which
+sections were rerun, when and at which git revision, so no figure's origin is lost.
 
 Sections: the headline (edgeslim's recommendation under a storage and latency budget),
 quantization against NNCF / PyTorch / ONNX Runtime defaults, static INT8 with cross-layer
@@ -31,6 +35,7 @@ sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 import compression_ratio
 import detection
+import distillation
 import headline
 import peers_pruning
 import peers_quantization
@@ -44,6 +49,7 @@ from edgeslim.measure.worker import cpu_model
 from edgeslim.results import write_atomic
 
 HERE = Path(__file__).parent
+RERUN_MARK = "Sections rerun since:"
 PACKAGES = [
     "edgeslim",
     "torch",
@@ -92,53 +98,151 @@ def machine(bench: Bench) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced data, epochs and runs")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    out = args.out or HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
-    started = time.perf_counter()
-    bench = Bench.create(args.quick)
-    speeds = []
+def sections_of(bench: Bench, speeds: list) -> dict[str, tuple[str, Callable[[Bench], Section]]]:
+    """Every section by its ``--only`` key: (its title in the file, its run)."""
 
     def limit(b: Bench) -> Section:
-        return physical_limit.run(b, speeds)
+        return physical_limit.run(b, speeds or None)  # alone (--only limit): measures its own
 
-    sections: list[tuple[str, Callable[[Bench], Section]]] = [
-        ("Headline", headline.run),
-        ("Quantization", peers_quantization.run),
-        ("Post-training quantization: CLE and bias correction", ptq.run),
-        ("Structured pruning", peers_pruning.run),
-        ("Compression ratio", compression_ratio.run),
-        ("Runtimes", runtimes.run),
-        ("Transformers", transformers.run),
-        ("Object detection", detection.run),
-        ("Physical limit", limit),
-    ]
-    body, timings, failed = [], [], []
-    for title, run in sections:
+    return {
+        "headline": ("Headline", headline.run),
+        "quantization": ("Quantization", peers_quantization.run),
+        "ptq": ("Post-training quantization: CLE and bias correction", ptq.run),
+        "pruning": ("Structured pruning", peers_pruning.run),
+        "compression": ("Compression ratio", compression_ratio.run),
+        "distillation": ("Distillation", distillation.run),
+        "runtimes": ("Runtimes", runtimes.run),
+        "transformers": ("Transformers", transformers.run),
+        "detection": ("Object detection", detection.run),
+        "limit": ("Physical limit", limit),
+    }
+
+
+def blocks_of(text: str) -> list[tuple[str, list[str]]]:
+    """A Markdown file cut at its ``## `` headings: (heading, lines), the preamble first as ""."""
+    blocks: list[tuple[str, list[str]]] = [("", [])]
+    for line in text.splitlines():
+        if line.startswith("## "):
+            blocks.append((line[3:], []))
+        blocks[-1][1].append(line)
+    return blocks
+
+
+def splice(existing: str, fresh: dict[str, list[str]], timings: dict[str, float], note: str) -> str:
+    """``existing`` with the sections in ``fresh`` replaced (new ones go before the timings), their
+    rows of the time table replaced, and ``note`` added to the header's list of reruns."""
+    blocks = blocks_of(existing)
+    titles = [title for title, _ in blocks]
+    for title, lines in fresh.items():
+        if title in titles:
+            blocks[titles.index(title)] = (title, lines)
+        else:
+            at = titles.index("Time per section") if "Time per section" in titles else len(blocks)
+            blocks.insert(at, (title, lines))
+            titles.insert(at, title)
+    preamble = blocks[0][1]
+    if not any(line.startswith(RERUN_MARK) for line in preamble):
+        at = next(i for i, line in enumerate(preamble) if line.startswith("Written by"))
+        preamble[at] = preamble[at].replace(
+            "every figure below comes from this one run",
+            "every figure below comes from this one run, except the sections listed as rerun",
+        )
+        preamble[at + 1 : at + 1] = ["", RERUN_MARK]
+    at = max(i for i, line in enumerate(preamble) if line.startswith(RERUN_MARK) or
+             line.startswith("- "))  # fmt: skip
+    preamble.insert(at + 1, f"- {note}")
+    if "Time per section" in titles:
+        lines = blocks[titles.index("Time per section")][1]
+        rows = {
+            line.split("|")[1].strip(): i for i, line in enumerate(lines) if line.count("|") == 3
+        }
+        for title, seconds in timings.items():
+            row = f"| {title} (rerun) | {seconds:.0f} |"
+            for key in (title, f"{title} (rerun)"):
+                if key in rows:
+                    lines[rows[key]] = row
+                    break
+            else:
+                lines.insert(rows.get("total", len(lines)), row)
+        if "total" in rows:
+            lines[rows["total"]] = lines[rows["total"]].replace(
+                "| total |", "| total of the full run |"
+            )
+    return "\n".join(line for _, lines in blocks for line in lines) + "\n"
+
+
+def run_sections(
+    bench: Bench, chosen: list[tuple[str, Callable[[Bench], Section]]], speeds: list
+) -> tuple[dict[str, list[str]], dict[str, float], list[str]]:
+    """Each section's Markdown lines and seconds; a failing one is reported in its place."""
+    body, timings, failed = {}, {}, []
+    for title, run in chosen:
         print(f"\n=== {title} ===", flush=True)
         start = time.perf_counter()
         try:
             section = run(bench)
         except Exception:  # one broken section must not cost the others' results
             failed.append(title)
-            body += [f"## {title}", "", "**Failed:**", "", "```", traceback.format_exc(), "```"]
+            body[title] = [f"## {title}", "", "**Failed:**", "", "```", traceback.format_exc(),
+                           "```", ""]  # fmt: skip
             print(traceback.format_exc(), file=sys.stderr)
         else:
             speeds.extend(section.speeds)
-            body += [f"## {title}", ""]
+            body[title] = [f"## {title}", ""]
             for table in section.tables:
-                body += [table.markdown(), ""]
+                body[title] += [table.markdown(), ""]
                 print("\n" + table.markdown(), flush=True)
-        timings.append((title, time.perf_counter() - start))
+        timings[title] = time.perf_counter() - start
+    return body, timings, failed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="reduced data, epochs and runs")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--only", default=None, help="comma-separated sections to rerun into the existing file"
+    )
+    args = parser.parse_args()
+    out = args.out or HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
+    speeds: list = []
+    started = time.perf_counter()
+    bench = Bench.create(args.quick)
+    known = sections_of(bench, speeds)
+    keys = list(known) if args.only is None else [k.strip() for k in args.only.split(",")]
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        parser.error(f"unknown sections {unknown}; choose from {', '.join(known)}")
+    if args.only is not None and not out.exists():
+        parser.error(f"--only replaces sections of an existing file; {out} does not exist")
+    body, timings, failed = run_sections(bench, [known[k] for k in keys], speeds)
     total = time.perf_counter() - started
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes")
+    if args.only is not None:
+        note = (
+            f"{', '.join(body)} on {now} (`python bench/run_all.py --only {args.only}`, "
+            f"git {git_revision()}, {total / 60:.1f} min)"
+        )
+        write_atomic(out, splice(out.read_text(), body, timings, note))
+    else:
+        write_atomic(out, full_file(bench, args.quick, now, total, body, timings))
+    print(f"\nwrote {out} in {total / 60:.1f} min", flush=True)
+    if failed:
+        sys.exit(f"failed sections: {', '.join(failed)}")
+
+
+def full_file(
+    bench: Bench,
+    quick: bool,
+    now: str,
+    total: float,
+    body: dict[str, list[str]],
+    timings: dict[str, float],
+) -> str:
     header = [
         "# edgeslim benchmarks: side by side with the peers",
         "",
-        f"Written by `python bench/run_all.py{' --quick' if args.quick else ''}` on {now}; "
+        f"Written by `python bench/run_all.py{' --quick' if quick else ''}` on {now}; "
         f"every figure below comes from this one run ({total / 60:.1f} min wall).",
         "",
         "## Machine and versions",
@@ -151,14 +255,11 @@ def main() -> None:
         "",
         "| section | seconds |",
         "|---|---:|",
-        *(f"| {t} | {s:.0f} |" for t, s in timings),
+        *(f"| {t} | {s:.0f} |" for t, s in timings.items()),
         f"| total | {total:.0f} |",
         "",
     ]
-    write_atomic(out, "\n".join(header + body + footer))
-    print(f"\nwrote {out} in {total / 60:.1f} min", flush=True)
-    if failed:
-        sys.exit(f"failed sections: {', '.join(failed)}")
+    return "\n".join(header + [line for lines in body.values() for line in lines] + footer)
 
 
 if __name__ == "__main__":

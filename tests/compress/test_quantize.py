@@ -238,3 +238,14 @@ def test_weight_only_int8_qat_stores_the_trained_weights(trained_small_cnn, digi
     x = digits.test.x[:256]
     got = ort.InferenceSession(str(qat.artifact)).run(None, {"input": x})[0]
     assert np.abs(got - predict(qat.model, x)).max() < 1e-3
+
+
+def test_qat_trains_on_shifted_and_flipped_images_when_asked(trained_small_cnn, digits):
+    recipes = [
+        [{"qat": {"bits": 4, "epochs": 1}}],
+        [{"qat": {"bits": 4, "epochs": 1, "shift": 1, "flip": True}}],
+    ]
+    plain, moved = es.compress(trained_small_cnn, digits, recipes, show_progress=False)
+    x = digits.test.x[:256]
+    # same seed, same start: only the augmented images can make the trained weights differ
+    assert np.abs(predict(plain.model, x) - predict(moved.model, x)).max() > 1e-3

@@ -46,6 +46,8 @@ class QATSettings(BaseModel):
         None, description="fake-quantize activations to UINT8 (default: with 8-bit weights)"
     )
     distill: bool = Field(False, description="learn from the base model's outputs as well")
+    shift: int = Field(0, ge=0, description="random shift of training images, in pixels")
+    flip: bool = Field(False, description="random left-right flips (where classes allow it)")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -185,12 +187,12 @@ def apply(model: nn.Module, data: Dataset, s: QATSettings, ctx: StepContext) -> 
         quantized.stored_weight_bits = s.bits  # export stores the trained grid (export.py)
     with torch.no_grad():  # one pass to initialise the observers before training
         quantized.train()(torch.from_numpy(data.train.x[:256]))
-    options = {}
+    options: dict = {"shift": s.shift, "flip": s.flip}
     if s.distill:
         if ctx.base is None or ctx.base.model is None:
             raise ConfigError("qat.distill needs the base model (a PyTorch candidate)")
         task = task_of(data.spec)
-        options = {"teacher": ctx.base.model, "loss": task.distill_loss(task.temperature, 0.5)}
+        options |= {"teacher": ctx.base.model, "loss": task.distill_loss(task.temperature, 0.5)}
     result = tune(
         quantized, data, ctx, epochs=s.epochs, lr=s.lr, seed=s.seed, desc="qat", **options
     )
