@@ -128,6 +128,13 @@ def blocks_of(text: str) -> list[tuple[str, list[str]]]:
     return blocks
 
 
+def stale(line: str, rerun: set[str]) -> bool:
+    """Whether ``line`` notes a rerun of sections that are all being rerun again."""
+    if not line.startswith("- ") or " on " not in line:
+        return False
+    return set(line[2:].split(" on ", 1)[0].split(", ")) <= rerun
+
+
 def splice(existing: str, fresh: dict[str, list[str]], timings: dict[str, float], note: str) -> str:
     """``existing`` with the sections in ``fresh`` replaced (new ones go before the timings), their
     rows of the time table replaced, and ``note`` added to the header's list of reruns."""
@@ -148,6 +155,8 @@ def splice(existing: str, fresh: dict[str, list[str]], timings: dict[str, float]
             "every figure below comes from this one run, except the sections listed as rerun",
         )
         preamble[at + 1 : at + 1] = ["", RERUN_MARK]
+    # a rerun of the same sections makes an earlier note about them stale
+    preamble[:] = [line for line in preamble if not stale(line, set(fresh))]
     at = max(i for i, line in enumerate(preamble) if line.startswith(RERUN_MARK) or
              line.startswith("- "))  # fmt: skip
     preamble.insert(at + 1, f"- {note}")
