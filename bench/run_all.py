@@ -50,6 +50,7 @@ from edgeslim.results import write_atomic
 
 HERE = Path(__file__).parent
 RERUN_MARK = "Sections rerun since:"
+FULL_TOTAL = "total of the full run"
 PACKAGES = [
     "edgeslim",
     "torch",
@@ -98,7 +99,7 @@ def machine(bench: Bench) -> str:
     return "\n".join(lines)
 
 
-def sections_of(bench: Bench, speeds: list) -> dict[str, tuple[str, Callable[[Bench], Section]]]:
+def sections_of(speeds: list) -> dict[str, tuple[str, Callable[[Bench], Section]]]:
     """Every section by its ``--only`` key: (its title in the file, its run)."""
 
     def limit(b: Bench) -> Section:
@@ -135,9 +136,40 @@ def stale(line: str, rerun: set[str]) -> bool:
     return set(line[2:].split(" on ", 1)[0].split(", ")) <= rerun
 
 
+def note_rerun(preamble: list[str], note: str, rerun: set[str]) -> None:
+    """Add ``note`` to the header's list of reruns (started on the first), dropping earlier
+    notes about sections that are all rerun now."""
+    if not any(line.startswith(RERUN_MARK) for line in preamble):
+        at = next(i for i, line in enumerate(preamble) if line.startswith("Written by"))
+        preamble[at] = preamble[at].replace(
+            "every figure below comes from this one run",
+            "every figure below comes from this one run, except the sections listed as rerun",
+        )
+        preamble[at + 1 : at + 1] = ["", RERUN_MARK]
+    preamble[:] = [line for line in preamble if not stale(line, rerun)]
+    at = max(i for i, line in enumerate(preamble) if line.startswith((RERUN_MARK, "- ")))
+    preamble.insert(at + 1, f"- {note}")
+
+
+def retime(lines: list[str], timings: dict[str, float]) -> None:
+    """The time table with each rerun section's row replaced (or added before the total)."""
+    rows = {line.split("|")[1].strip(): i for i, line in enumerate(lines) if line.count("|") == 3}
+    total = rows.get("total", rows.get(FULL_TOTAL))
+    if total is not None:
+        lines[total] = f"| {FULL_TOTAL} |" + lines[total].split("|")[2] + "|"
+    for title, seconds in timings.items():
+        row = f"| {title} (rerun) | {seconds:.0f} |"
+        at = rows.get(title, rows.get(f"{title} (rerun)"))
+        if at is not None:
+            lines[at] = row
+        else:
+            lines.insert(len(lines) if total is None else total, row)
+            total = None if total is None else total + 1
+
+
 def splice(existing: str, fresh: dict[str, list[str]], timings: dict[str, float], note: str) -> str:
-    """``existing`` with the sections in ``fresh`` replaced (new ones go before the timings), their
-    rows of the time table replaced, and ``note`` added to the header's list of reruns."""
+    """``existing`` with the sections in ``fresh`` replaced (new ones go before the timings),
+    their time rows replaced and ``note`` under the header."""
     blocks = blocks_of(existing)
     titles = [title for title, _ in blocks]
     for title, lines in fresh.items():
@@ -147,36 +179,9 @@ def splice(existing: str, fresh: dict[str, list[str]], timings: dict[str, float]
             at = titles.index("Time per section") if "Time per section" in titles else len(blocks)
             blocks.insert(at, (title, lines))
             titles.insert(at, title)
-    preamble = blocks[0][1]
-    if not any(line.startswith(RERUN_MARK) for line in preamble):
-        at = next(i for i, line in enumerate(preamble) if line.startswith("Written by"))
-        preamble[at] = preamble[at].replace(
-            "every figure below comes from this one run",
-            "every figure below comes from this one run, except the sections listed as rerun",
-        )
-        preamble[at + 1 : at + 1] = ["", RERUN_MARK]
-    # a rerun of the same sections makes an earlier note about them stale
-    preamble[:] = [line for line in preamble if not stale(line, set(fresh))]
-    at = max(i for i, line in enumerate(preamble) if line.startswith(RERUN_MARK) or
-             line.startswith("- "))  # fmt: skip
-    preamble.insert(at + 1, f"- {note}")
+    note_rerun(blocks[0][1], note, set(fresh))
     if "Time per section" in titles:
-        lines = blocks[titles.index("Time per section")][1]
-        rows = {
-            line.split("|")[1].strip(): i for i, line in enumerate(lines) if line.count("|") == 3
-        }
-        for title, seconds in timings.items():
-            row = f"| {title} (rerun) | {seconds:.0f} |"
-            for key in (title, f"{title} (rerun)"):
-                if key in rows:
-                    lines[rows[key]] = row
-                    break
-            else:
-                lines.insert(rows.get("total", len(lines)), row)
-        if "total" in rows:
-            lines[rows["total"]] = lines[rows["total"]].replace(
-                "| total |", "| total of the full run |"
-            )
+        retime(blocks[titles.index("Time per section")][1], timings)
     return "\n".join(line for _, lines in blocks for line in lines) + "\n"
 
 
@@ -217,7 +222,7 @@ def main() -> None:
     speeds: list = []
     started = time.perf_counter()
     bench = Bench.create(args.quick)
-    known = sections_of(bench, speeds)
+    known = sections_of(speeds)
     keys = list(known) if args.only is None else [k.strip() for k in args.only.split(",")]
     unknown = [k for k in keys if k not in known]
     if unknown:
