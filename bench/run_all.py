@@ -234,7 +234,8 @@ def main() -> None:
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes")
     if args.only is not None:
         note = (
-            f"{', '.join(body)} on {now} (`python bench/run_all.py --only {args.only}`, "
+            f"{', '.join(body)} on {now} (`python bench/run_all.py"
+            f"{' --quick' if args.quick else ''} --only {args.only}`, "
             f"git {git_revision()}, {total / 60:.1f} min)"
         )
         write_atomic(out, splice(out.read_text(), body, timings, note))
