@@ -65,6 +65,14 @@ def baseline(
     return candidate
 
 
+def baseline_label(name: str, epochs: int, training: dict[str, Any] | None = None) -> str:
+    """How a cached baseline was trained, for tables: ``resnet8 (20 epochs, shift 2 + flip)``."""
+    training = training or {}
+    moves = [f"shift {training['shift']}"] if training.get("shift") else []
+    moves += ["flip"] if training.get("flip") else []
+    return f"{name} ({epochs} epochs" + (", " + " + ".join(moves) if moves else "") + ")"
+
+
 def measure_settings(quick: bool) -> es.MeasureSettings:
     """The default (1,000 batch-1 runs, at most 5 s) or, with --quick, a short loop."""
     if not quick:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 import edgeslim as es
-from common import Bench, Section, Table
+from common import Bench, Section, Table, baseline_label
 
 
 @dataclass(frozen=True)
@@ -167,11 +167,7 @@ def main() -> None:
         shift=args.shift,
         flip=args.flip,
     )
-    about = (
-        f"{args.teacher} ({teacher_epochs} epochs"
-        + "".join(f", {k} {v}" for k, v in training.items() if k != "patience")
-        + ")"
-    )
+    about = baseline_label(args.teacher, teacher_epochs, training)
     print("\n" + compare(teacher, bench.data, bench.label, c, about).markdown())
 
 

@@ -21,7 +21,7 @@ import tempfile
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 import edgeslim as es
-from common import Bench, Section, Speed, Table, run_alone
+from common import Bench, Section, Speed, Table, baseline_label, run_alone
 
 MODEL = "resnet8"
 BUDGET = {"storage_kb": "<= 25", "latency_p95_ms": "<= 0.5"}
@@ -48,8 +48,8 @@ def teacher(bench: Bench) -> es.Candidate:
 
 def teacher_label(bench: Bench) -> str:
     if bench.quick:
-        return f"{MODEL} ({bench.epochs} epochs)"
-    return f"{MODEL} ({TEACHER_EPOCHS} epochs, shift 2 + flip)"
+        return baseline_label(MODEL, bench.epochs)
+    return baseline_label(MODEL, TEACHER_EPOCHS, TEACHER_TRAINING)
 
 
 def recipe(ratio: float, bits: int, epochs: int) -> list[dict]:
