@@ -61,6 +61,8 @@ def verdict(alone: list[float], distilled: list[float]) -> str:
     """Distilled against alone in points; a win or a loss only past the larger standard
     deviation of the two, so seed noise reads as a tie."""
     gain = 100 * (statistics.mean(distilled) - statistics.mean(alone))
+    if min(len(alone), len(distilled)) < 2:
+        return f"{gain:+.2f} (one seed: no verdict)"
     noise = 100 * max(spread(alone), spread(distilled))
     word = "wins" if gain > noise else "loses" if gain < -noise else "ties"
     return f"{gain:+.2f} ({word}; 1 std {noise:.2f})"
