@@ -7,12 +7,50 @@ are sliced like classification labels and the measuring worker reads them from o
 
 from __future__ import annotations
 
+import reprlib
+from pathlib import Path
+
 import numpy as np
 
 from edgeslim.data.bundle import SPLITS, Dataset, DataSpec, Split, as_images, standardise
 from edgeslim.errors import DataError
 
 EDGE_TOLERANCE = 1.0  # pixels a box may pass the image's edge by (rounding); then clipped
+SHOWN_CHARS = 80  # a value from a user's file is cut to this in a message
+
+
+def shown(value) -> str:
+    """``value`` as Python writes it, cut short: a message never grows with a hostile file."""
+    text = reprlib.repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
+def reason(exc: BaseException) -> str:
+    """A parser's complaint on one short line (YAML's span several, with a caret)."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    text = f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else str(exc)
+    return " ".join(text.split())[:160]
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False where the system refuses the name (too long, say)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file (a leading BOM allowed); unreadable or not UTF-8 is one DataError."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the {what} ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: the {what} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+            f"offset {exc.start}); save it as UTF-8"
+        ) from exc
 
 
 def check_box(
@@ -117,17 +155,14 @@ def build_detection(
 def read_images(paths: list, origin: str) -> np.ndarray:
     """Images (N, C, H, W) in [0, 1], all of one size and colour mode (that of the first); a
     missing or unreadable file is an error that names it."""
-    from PIL import Image
-
-    from edgeslim.data.imagefolder import read_image
+    from edgeslim.data.imagefolder import image_mode, read_image
 
     if not paths:
         raise DataError(f"{origin}: no images")
     for path in paths:
-        if not path.is_file():
+        if not is_file(path):
             raise DataError(f"{path}: image file not found (named by {origin})")
-    with Image.open(paths[0]) as first:
-        mode = "L" if first.mode in ("1", "L", "I", "I;16", "F") else "RGB"
+    mode = image_mode(paths[0])
     images = []
     for path in paths:
         pixels = read_image(path, mode)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,21 +16,45 @@ from edgeslim.errors import DataError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
 
 
-def read_image(path: Path, mode: str) -> np.ndarray:
+@contextmanager
+def pillow_errors(path: Path) -> Iterator[None]:
+    """Whatever Pillow raises on ``path`` (not an image, truncated, too many pixels) becomes one
+    DataError naming the file. An image over Pillow's pixel limit is refused, never decoded."""
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{path}: not a readable image ({exc})") from exc
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            yield
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise DataError(
+                f"{path}: refused as a possible decompression bomb ({exc}); resize the image"
+            ) from exc
+        except UnidentifiedImageError as exc:  # empty, text, or a format Pillow lacks
+            raise DataError(f"{path}: not a readable image (no image format Pillow knows)") from exc
+        except Exception as exc:  # Pillow's decoders raise many types on hostile bytes
+            text = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise DataError(f"{path}: not a readable image ({text[:160]})") from exc
+
+
+def image_mode(path: Path) -> str:
+    """``L`` for a grey image, else ``RGB``: the mode every image of a set is read in."""
+    from PIL import Image
+
+    with pillow_errors(path), Image.open(path) as image:
+        return "L" if image.mode in ("1", "L", "I", "I;16", "F") else "RGB"
+
+
+def read_image(path: Path, mode: str) -> np.ndarray:
+    from PIL import Image
+
+    with pillow_errors(path), Image.open(path) as image:
+        pixels = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
 
 @register_source("imagefolder")
 def load_imagefolder(arg: str, *, seed: int, val_fraction: float, test_fraction: float) -> Dataset:
-    from PIL import Image
-
     root = Path(arg)
     if not arg or not root.is_dir():
         raise DataError(f"{root}: image folder not found (use imagefolder:DIR)")
@@ -42,8 +69,7 @@ def load_imagefolder(arg: str, *, seed: int, val_fraction: float, test_fraction:
     ]
     if not files:
         raise DataError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
-    with Image.open(files[0][0]) as first:
-        mode = "L" if first.mode in ("1", "L", "I", "I;16", "F") else "RGB"
+    mode = image_mode(files[0][0])
     images, labels, shape = [], [], None
     for path, label in files:
         pixels = read_image(path, mode)
