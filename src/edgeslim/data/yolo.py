@@ -10,45 +10,74 @@ from pathlib import Path
 import numpy as np
 
 from edgeslim.data.bundle import Dataset
-from edgeslim.data.detection import check_box, read_images, split_files
+from edgeslim.data.detection import (
+    check_box,
+    is_file,
+    read_images,
+    read_text,
+    reason,
+    shown,
+    split_files,
+)
 from edgeslim.data.imagefolder import IMAGE_SUFFIXES
 from edgeslim.data.registry import register_source
 from edgeslim.errors import DataError
 
 
-def class_names(root: Path) -> tuple[str, ...]:
-    listed = root / "classes.txt"
-    if listed.is_file():
-        return tuple(line.strip() for line in listed.read_text().splitlines() if line.strip())
-    described = root / "data.yaml"
-    if described.is_file():
-        import yaml
+def listed_names(path: Path) -> tuple[str, ...]:
+    """``classes.txt``: one class name a line, blank lines skipped."""
+    lines = read_text(path, "class list").splitlines()
+    return tuple(line.strip() for line in lines if line.strip())
 
-        names = (yaml.safe_load(described.read_text()) or {}).get("names")
-        if isinstance(names, dict):  # {0: person, 1: car}
-            names = [names[k] for k in sorted(names)]
-        if isinstance(names, list) and names:
-            return tuple(str(n) for n in names)
-        raise DataError(f"{described}: expected names: [class, ...] or {{0: class, ...}}")
+
+def described_names(path: Path) -> tuple[str, ...]:
+    """``data.yaml``'s ``names:``, a list ``[person, car]`` or a map ``{0: person, 1: car}``."""
+    import yaml
+
+    expected = "names: [class, ...] or names: {0: class, ...}"
+    try:
+        doc = yaml.safe_load(read_text(path, "data.yaml"))
+    except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: lists nested deep
+        raise DataError(f"{path}: not readable YAML ({reason(exc)})") from exc
+    names = doc.get("names") if isinstance(doc, dict) else doc
+    if isinstance(names, dict):
+        if {type(k) for k in names} != {int} or set(names) != set(range(len(names))):
+            raise DataError(f"{path}: names: keys should be 0, 1, 2..., got {shown(list(names))}")
+        names = [names[k] for k in range(len(names))]
+    if not isinstance(doc, dict) or not isinstance(names, list) or not names:
+        raise DataError(f"{path}: expected {expected}, got {shown(names)}")
+    for i, name in enumerate(names):
+        if isinstance(name, bool) or not isinstance(name, (str, int, float)):
+            raise DataError(
+                f"{path}: names[{i}] should be a class name (quote it), got {shown(name)}"
+            )
+    return tuple(str(n) for n in names)
+
+
+def class_names(root: Path) -> tuple[str, ...]:
+    if is_file(root / "classes.txt"):
+        return listed_names(root / "classes.txt")
+    if is_file(root / "data.yaml"):
+        return described_names(root / "data.yaml")
     raise DataError(f"{root}: no classes.txt or data.yaml naming the classes")
 
 
 def read_labels(path: Path, width: int, height: int, classes: int) -> np.ndarray:
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path, "label file").splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
         fields = line.split()
         if len(fields) != 5:
-            raise DataError(f"{where}: expected 'class cx cy w h', got {line.strip()!r}")
+            raise DataError(f"{where}: expected 'class cx cy w h', got {shown(line.strip())}")
         try:
             cls, cx, cy, w, h = (float(v) for v in fields)
         except ValueError as exc:
-            raise DataError(f"{where}: not numbers: {line.strip()!r}") from exc
+            raise DataError(f"{where}: not numbers: {shown(line.strip())}") from exc
         if not all(0 <= v <= 1 for v in (cx, cy, w, h)):
             raise DataError(
-                f"{where}: cx cy w h must be fractions of the image (0..1), got {fields[1:]}"
+                f"{where}: cx cy w h must be fractions of the image (0..1), got {shown(fields[1:])}"
             )
         box = (
             cls,
