@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import struct
+import subprocess
+import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -133,6 +137,238 @@ def test_yolo_label_without_its_image_is_refused(tmp_path):
     (folder / "labels" / "ghost.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     with pytest.raises(DataError, match="ghost.txt: its image file images/ghost.* is missing"):
         es.data.load(f"yolo:{folder}")
+
+
+# Hostile files (issue 26): each is refused with one DataError naming the file and what is wrong.
+
+
+def png_declaring(path, width, height):
+    """A PNG whose header declares ``width`` x ``height`` pixels (its data holds one row)."""
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"\0" * (width + 1))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+HOSTILE_IMAGES = {  # name -> (spoil the image file, what the message says)
+    "empty": (lambda path: path.write_bytes(b""), "not a readable image"),
+    "text": (lambda path: path.write_text("not a picture"), "not a readable image"),
+    "truncated": (lambda path: path.write_bytes(path.read_bytes()[:60]), "not a readable image"),
+    "bomb": (lambda path: png_declaring(path, 100_000, 100_000), "decompression bomb"),
+    "bomb-warning": (lambda path: png_declaring(path, 10_000, 10_000), "decompression bomb"),
+}
+
+
+@pytest.mark.parametrize("which", ["img0.png", "img5.png"])  # the first image is read apart
+@pytest.mark.parametrize("hostile", sorted(HOSTILE_IMAGES))
+def test_coco_refuses_a_hostile_image_naming_it(tmp_path, hostile, which):
+    path = coco_file(tmp_path)
+    spoil, message = HOSTILE_IMAGES[hostile]
+    spoil(tmp_path / "images" / which)
+    with pytest.raises(DataError, match=rf"{which}: .*{message}"):
+        es.data.load(f"coco:{path}")
+
+
+@pytest.mark.parametrize("hostile", sorted(HOSTILE_IMAGES))
+def test_yolo_refuses_a_hostile_first_image_naming_it(tmp_path, hostile):
+    folder = yolo_folder(tmp_path)
+    spoil, message = HOSTILE_IMAGES[hostile]
+    spoil(folder / "images" / "img0.png")
+    with pytest.raises(DataError, match=rf"img0.png: .*{message}"):
+        es.data.load(f"yolo:{folder}")
+
+
+@pytest.mark.parametrize("hostile", sorted(HOSTILE_IMAGES))
+def test_imagefolder_refuses_a_hostile_first_image_naming_it(tmp_path, hostile):
+    for name in ("cat", "dog"):
+        write_images(tmp_path / name, 3)
+    spoil, message = HOSTILE_IMAGES[hostile]
+    spoil(tmp_path / "cat" / "img0.png")
+    with pytest.raises(DataError, match=rf"img0.png: .*{message}"):
+        es.data.load(f"imagefolder:{tmp_path}")
+
+
+def spoil_coco(key, value, index=0):
+    """Set ``doc[key][index]``'s field (``"images.file_name"``) or ``doc[key]`` itself."""
+    top, _, inner = key.partition(".")
+
+    def spoil(doc):
+        if inner:
+            doc[top][index][inner] = value
+        else:
+            doc[top] = value
+        return doc
+
+    return spoil
+
+
+def duplicate(key):
+    def spoil(doc):
+        doc[key].append(dict(doc[key][0]))
+        return doc
+
+    return spoil
+
+
+HOSTILE_COCO = {  # name -> (change the document, what the message says)
+    "bbox-3-values": (spoil_coco("annotations.bbox", [1, 2, 3]), "'bbox' should be"),
+    "bbox-string": (spoil_coco("annotations.bbox", "2 3 10 8"), "'bbox' should be"),
+    "bbox-null": (spoil_coco("annotations.bbox", None), "'bbox' should be"),
+    "bbox-booleans": (spoil_coco("annotations.bbox", [1, 2, True, 3]), "'bbox' should be"),
+    "bbox-infinite": (spoil_coco("annotations.bbox", [1, 2, 1e999, 3]), "'bbox' should be"),
+    "file-name-number": (spoil_coco("images.file_name", 17), r"images\[0\]: 'file_name' should"),
+    "file-name-empty": (spoil_coco("images.file_name", ""), "'file_name' should be"),
+    "file-name-endless": (spoil_coco("images.file_name", "a" * 5000), "'file_name' should be"),
+    "categories-numbers": (spoil_coco("categories", [7, 9]), r"categories\[0\] should be an obj"),
+    "category-id-list": (spoil_coco("categories.id", [7]), r"categories\[0\]: 'id' should be"),
+    "category-name-object": (spoil_coco("categories.name", {"a": 1}), "'name' should be"),
+    "category-id-twice": (duplicate("categories"), r"categories\[2\]: id 7 is used twice"),
+    "images-not-a-list": (spoil_coco("images", {"0": "img0.png"}), "a list under 'images'"),
+    "image-id-string": (spoil_coco("images.id", "100"), r"images\[0\]: 'id' should be"),
+    "image-id-twice": (duplicate("images"), "id 100 is used twice"),
+    "width-string": (spoil_coco("images.width", "wide"), "'width' should be"),
+    "height-negative": (spoil_coco("images.height", -24), "'height' should be"),
+    "annotation-a-list": (spoil_coco("annotations", [[100, 7]]), r"annotations\[0\] should be"),
+    "image-id-float": (spoil_coco("annotations.image_id", 100.0), "'image_id' should be"),
+    "category-id-null": (spoil_coco("annotations.category_id", None), "'category_id' should"),
+    "top-level-list": (lambda doc: [doc], "expected a JSON object"),
+    "top-level-string": (lambda doc: "images", "expected a JSON object"),
+}
+
+
+@pytest.mark.parametrize("hostile", sorted(HOSTILE_COCO))
+def test_coco_refuses_wrong_json_types_naming_the_key(tmp_path, hostile):
+    path = coco_file(tmp_path)
+    change, message = HOSTILE_COCO[hostile]
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+    with pytest.raises(DataError, match=rf"instances.json: .*{message}") as refused:
+        es.data.load(f"coco:{path}")
+    message = str(refused.value)
+    assert len(message) < len(str(path)) + 200 and "\n" not in message  # cut, one line
+
+
+def test_coco_names_a_file_name_too_long_for_the_system_as_not_found(tmp_path):
+    path = coco_file(tmp_path)
+    path.write_text(
+        json.dumps(spoil_coco("images.file_name", "a" * 300)(json.loads(path.read_text())))
+    )
+    with pytest.raises(
+        DataError, match=r"a{300}: image file not found \(named by .*instances.json"
+    ):
+        es.data.load(f"coco:{path}")
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "message"),
+    [
+        (lambda text: b'{"images": [\xff\xfe]}', "is not UTF-8 text"),
+        (lambda text: b"\x00\x01\x02", "not a readable JSON file"),
+        (lambda text: b"[" * 100_000 + b"]" * 100_000, "not a readable JSON file"),  # too deep
+        (lambda text: b'{"images": "' + b"x" * 100_000, "not a readable JSON file"),
+        (
+            lambda text: text.replace(b"[2, 3, 10, 8]", b"[2, 3, 1%s, 8]" % (b"0" * 400), 1),
+            "'bbox' should be",
+        ),
+    ],
+    ids=["not-utf8", "binary", "nested-deep", "unterminated", "huge-integer"],
+)
+def test_coco_refuses_unreadable_json_naming_the_file(tmp_path, rewrite, message):
+    path = coco_file(tmp_path)
+    path.write_bytes(rewrite(path.read_bytes()))
+    with pytest.raises(DataError, match=rf"instances.json: .*{message}"):
+        es.data.load(f"coco:{path}")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (
+            lambda folder: png_declaring(folder / "images" / "img0.png", 100_000, 100_000),
+            "img0.png: refused as a possible decompression bomb",
+        ),
+        (
+            lambda folder: (folder / "instances.json").write_text(
+                '{"images": [], "annotations": 7}'
+            ),
+            "instances.json: expected a list under 'annotations'",
+        ),
+    ],
+    ids=["bomb", "annotations-a-number"],
+)
+def test_coco_hostile_file_is_one_error_line_through_the_cli(tmp_path, spoil, message):
+    path = coco_file(tmp_path)
+    spoil(tmp_path)
+    command = [sys.executable, "-m", "edgeslim.cli", "measure", "small-cnn"]
+    done = subprocess.run([*command, "--data", f"coco:{path}"], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error:") and "Traceback" not in done.stderr
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (
+            lambda f: (f / "labels" / "img0.txt").write_bytes(b"0 0.5\xff 0.5 0.2 0.2\n"),
+            r"img0.txt: the label file is not UTF-8",
+        ),
+        (
+            lambda f: (f / "classes.txt").write_bytes(b"person\n\xe9t\xe9\n"),
+            r"classes.txt: the class list is not UTF-8",
+        ),
+        (
+            lambda f: yaml_names(f, b"names: [person, car\n  - : ]: {"),
+            "data.yaml: not readable YAML",
+        ),
+        (lambda f: yaml_names(f, b"- person\n- car\n"), "data.yaml: expected names:"),
+        (lambda f: yaml_names(f, b"\xff\xfe"), "data.yaml: the data.yaml is not UTF-8"),
+        (lambda f: yaml_names(f, b"names: {0: person, x: car}\n"), "keys should be 0, 1, 2"),
+        (lambda f: yaml_names(f, b"names: [person, [a, b]]\n"), r"names\[1\] should be a class"),
+        (lambda f: yaml_names(f, b"names: [person, no]\n"), r"names\[1\] should be a class"),
+        (lambda f: yaml_names(f, b"[" * 5000 + b"]" * 5000), "data.yaml: "),
+        (
+            lambda f: (f / "labels" / "img0.txt").write_text("0 " + "1" * 10_000 + "\n"),
+            r"img0.txt:1: expected 'class cx cy w h', got '0 1111",
+        ),
+    ],
+    ids=[
+        "label-not-utf8",
+        "classes-not-utf8",
+        "yaml-malformed",
+        "yaml-a-list",
+        "yaml-not-utf8",
+        "yaml-keys-mixed",
+        "yaml-name-a-list",
+        "yaml-name-a-boolean",
+        "yaml-nested-deep",
+        "label-line-endless",
+    ],
+)
+def test_yolo_refuses_hostile_text_files_naming_them(tmp_path, spoil, message):
+    folder = yolo_folder(tmp_path)
+    spoil(folder)
+    with pytest.raises(DataError, match=message) as refused:
+        es.data.load(f"yolo:{folder}")
+    message = str(refused.value)
+    assert len(message) < len(str(folder)) + 200 and "\n" not in message  # cut, one line
+
+
+def yaml_names(folder, text):
+    (folder / "classes.txt").unlink()
+    (folder / "data.yaml").write_bytes(text)
+
+
+def test_yolo_reads_names_from_data_yaml_in_any_key_order(tmp_path):
+    folder = yolo_folder(tmp_path)
+    yaml_names(folder, b"names: {1: car, 0: person}\n")
+    assert es.data.load(f"yolo:{folder}").spec.class_names == ("person", "car")
 
 
 def test_a_detector_refuses_classification_data(digits):
