@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +43,16 @@ def quiet_exporter():
 
 
 def onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray:
-    from edgeslim.runtimes import runtime
+    """The file's outputs on ``x``, in slices of its batch size where it fixes one."""
+    from edgeslim.runtimes import fixed_batch, runtime
 
     session = runtime("onnxruntime").load(str(path), threads=1)
-    return session.run(None, {session.input_name: x})[0]
+    size = fixed_batch(session)
+    if size is None:
+        return session.run(None, {session.input_name: x})[0]
+    padded = np.concatenate([x, np.zeros((-len(x) % size, *x.shape[1:]), x.dtype)])
+    slices = [padded[i : i + size] for i in range(0, len(padded), size)]
+    return np.concatenate([session.run(None, {session.input_name: s})[0] for s in slices])[: len(x)]
 
 
 def compare(
@@ -171,8 +178,6 @@ def save_deployable(proto: onnx.ModelProto, path: Path, spec: dict) -> None:
         del value.metadata_props[:]
     del proto.graph.metadata_props[:]
     onnx.helper.set_model_props(proto, {SPEC_KEY: json.dumps(spec)})
-    for stale in path.parent.glob(f"{path.name}.data*"):
-        stale.unlink()
     onnx.save(proto, str(path))
 
 
@@ -194,7 +199,8 @@ def export_onnx(
         model = baked(model)
     model = model.eval()
     x = data.test.x[:CHECK_SAMPLES]
-    example = (torch.from_numpy(x[:2]),)
+    exported = hasattr(model, "exported_program")  # a torch.export program keeps its shapes
+    example = (torch.from_numpy(x[: getattr(model, "static_batch", 2)]),)
     try:
         with torch.no_grad():
             model(*example)
@@ -221,7 +227,8 @@ def export_onnx(
                     )
                 else:
                     torch.onnx.export(
-                        model,
+                        # a torch.export program is exported as itself (its graph, its shapes)
+                        getattr(model, "exported_program", model),
                         example,
                         str(raw),
                         input_names=[INPUT_NAME],
@@ -229,16 +236,26 @@ def export_onnx(
                         dynamo=True,
                         optimize=True,
                         external_data=False,
-                        dynamic_shapes=({0: torch.export.Dim("batch")},),
+                        dynamic_shapes=None if exported else ({0: torch.export.Dim("batch")},),
                     )
         except Exception as exc:
             raise ExportError(f"ONNX export of {type(model).__name__} failed: {exc}") from exc
         proto = fold_weight_quantizers(onnx.load(str(raw)))
-    save_deployable(proto, path, data.spec.to_dict())
-    if stored_bits is not None:  # the weights are on the grid already: storing them is exact
-        from edgeslim.compress.quantize import weight_only
+    for stale in path.parent.glob(f"{path.name}.data*"):
+        stale.unlink()
+    # written whole under a temporary name, then renamed: a full disk or Ctrl-C part way leaves
+    # no half file under the artifact's name (an earlier, finished one stays)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        save_deployable(proto, partial, data.spec.to_dict())
+        if stored_bits is not None:  # the weights are on the grid already: storing them is exact
+            from edgeslim.compress.quantize import weight_only
 
-        weight_only(path, path, stored_bits)
+            weight_only(partial, partial, stored_bits)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     task = task_of(data.spec)
     if getattr(model, "exports_with_torchscript", False):
         # fake quantization in PyTorch and INT8 kernels in ORT round differently: judge a
@@ -253,13 +270,18 @@ def export(candidate: Candidate, data: Dataset, out_dir: str | Path) -> Candidat
         raise ExportError(f"candidate {candidate.name!r} has no PyTorch model to export")
     path = Path(out_dir) / f"{candidate.name}.onnx"
     check = export_onnx(candidate.model, data, path)
+    try:
+        stripped = compact(path)  # in place, through a temporary file
+    except BaseException:
+        path.with_name(f".{path.name}.compact").unlink(missing_ok=True)
+        raise
     step = {
         "export": {
             "format": "onnx",
             "opset": check.opset,
             "max_abs_diff": check.max_abs_diff,
             check.agreement_name: check.agreement,
-            "names_stripped_bytes": compact(path),
+            "names_stripped_bytes": stripped,
         }
     }
     return candidate.with_step(step, artifact=path)

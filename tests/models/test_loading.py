@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -50,8 +53,14 @@ def test_state_dict_loads_only_with_an_architecture(digits, tmp_path):
     loaded = es.models.load_model("small-cnn", digits.spec, weights=tmp_path / "weights.pt")
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
-    with pytest.raises(ModelLoadError, match="do not fit the architecture"):
+    with pytest.raises(ModelLoadError, match="do not fit the architecture") as refused:
         es.models.load_model("lenet5", digits.spec, weights=tmp_path / "weights.pt")
+    # the message names keys and shapes, not just torch's "Error(s) in loading state_dict"
+    assert "missing: " in str(refused.value) and "unexpected: " in str(refused.value)
+    wider = es.models.build("small-cnn", digits.spec, width=2.0)
+    torch.save(wider.state_dict(), tmp_path / "wider.pt")
+    with pytest.raises(ModelLoadError, match=r"size mismatch: \S+ \(\d+, 1, 3, 3\) in the file"):
+        es.models.load_model("small-cnn", digits.spec, weights=tmp_path / "wider.pt")
 
 
 class CreatesFile:
@@ -75,6 +84,90 @@ def test_malicious_pickle_is_refused_and_never_runs(digits, tmp_path):
         with pytest.raises(UntrustedFileError):
             es.models.load_model(str(tmp_path / name), digits.spec)
     assert not marker.exists()
+
+
+def rewritten(source: Path, target: Path, replace: dict[str, bytes]) -> Path:
+    """A copy of the zip ``source`` with the members whose names end in a key replaced."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for name in old.namelist():
+            ending = next((k for k in replace if name.endswith(k)), None)
+            new.writestr(name, old.read(name) if ending is None else replace[ending])
+    return target
+
+
+def crafted_archives(tmp_path: Path, marker: Path) -> dict[str, Path]:
+    """torch.export archives that run ``touch marker`` when torch.export.load reads them: a
+    weight marked ``use_pickle`` whose payload is a pickle, and pickled sample inputs."""
+    x = torch.zeros(1, 1, 8, 8)
+    legit = tmp_path / "legit.pt2"
+    torch.export.save(torch.export.export(tiny(), (x,)), legit)
+    with zipfile.ZipFile(legit) as archive:
+        config_name = next(n for n in archive.namelist() if n.endswith("weights_config.json"))
+        config = json.loads(archive.read(config_name))
+    entry = config["config"]["1.weight"]
+    entry["use_pickle"] = True
+    payload = pickle.dumps(CreatesFile(marker))
+    return {
+        "pickled weight": rewritten(
+            legit,
+            tmp_path / "weight.pt2",
+            {config_name.split("/")[-1]: json.dumps(config).encode(), entry["path_name"]: payload},
+        ),
+        "pickled sample inputs": rewritten(
+            legit, tmp_path / "inputs.pt2", {"sample_inputs/model.pt": payload}
+        ),
+    }
+
+
+def test_crafted_torch_export_archives_are_refused_and_never_run(digits, tmp_path):
+    marker = tmp_path / "pwned"
+    archives = crafted_archives(tmp_path, marker)
+    for kind, path in archives.items():
+        with pytest.raises(UntrustedFileError, match="refused.*pickle"):
+            es.models.load_model(str(path), digits.spec)
+        assert not marker.exists(), kind
+        cli = subprocess.run(
+            [sys.executable, "-m", "edgeslim.cli", "measure", str(path), "--runs", "10"],
+            capture_output=True,
+            text=True,
+        )
+        assert cli.returncode == 2, cli.stderr
+        assert cli.stderr.startswith("error:") and "Traceback" not in cli.stderr
+        assert not marker.exists(), kind
+    # the files are truly hostile: torch's own loader runs each payload
+    for kind, path in archives.items():
+        subprocess.run(
+            [sys.executable, "-c", f"import torch; torch.export.load({str(path)!r})"],
+            capture_output=True,
+        )
+        assert marker.exists(), f"{kind}: the crafted archive did not run under torch"
+        marker.unlink()
+
+
+def test_an_archive_with_compiled_code_is_refused(digits, tmp_path):
+    legit = tmp_path / "legit.pt2"
+    torch.export.save(torch.export.export(tiny(), (torch.zeros(1, 1, 8, 8),)), legit)
+    with zipfile.ZipFile(legit, "a") as archive:
+        root = archive.namelist()[0].split("/")[0]
+        archive.writestr(f"{root}/data/aotinductor/model/model.so", b"\x7fELF")
+    with pytest.raises(UntrustedFileError, match="compiled code"):
+        es.models.load_model(str(legit), digits.spec)
+
+
+def test_an_exported_program_of_fixed_batch_measures_and_refuses_training(digits, tmp_path):
+    model = es.models.build("small-cnn", digits.spec).eval()
+    path = tmp_path / "batch1.pt2"
+    torch.export.save(torch.export.export(model, (torch.from_numpy(digits.test.x[:1]),)), path)
+    loaded = es.models.load_model(str(path), digits.spec)
+    x = torch.from_numpy(digits.test.x[:5])  # not the exported batch size: run in slices
+    torch.testing.assert_close(loaded(x), model(x))
+    record = es.measure(loaded, digits, es.MeasureSettings(runs=20, min_runs=10))
+    expected = float(
+        (model(torch.from_numpy(digits.test.x)).argmax(1).numpy() == digits.test.y).mean()
+    )
+    assert record["accuracy"] == pytest.approx(expected, abs=1e-9)
+    with pytest.raises(ModelLoadError, match="frozen graph.*package.module:function"):
+        es.train(loaded, digits, epochs=1)
 
 
 def test_missing_and_unknown_references(digits):

@@ -18,6 +18,7 @@ from torch import nn
 
 from edgeslim.data.bundle import DataSpec
 from edgeslim.errors import ModelLoadError, UntrustedFileError
+from edgeslim.models.archives import archive_kind, load_exported
 from edgeslim.models.registry import ZOO, build
 
 HOW_TO_SAVE = (
@@ -65,23 +66,6 @@ def call_factory(ref: str, spec: DataSpec | None) -> nn.Module:
     return model
 
 
-def archive_kind(path: Path) -> str:
-    """Tell the torch archive formats apart by their members, without unpickling anything."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except zipfile.BadZipFile:
-        return "legacy-pickle"
-    if any(
-        n.endswith("serialized_exported_program.json") or ("/models/" in n and n.endswith(".json"))
-        for n in names
-    ) or any(n.endswith("archive_format") for n in names):
-        return "torch-export"
-    if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
-        return "torchscript"
-    return "torch-save"
-
-
 def load_file(path: Path) -> nn.Module | Path:
     if not path.is_file():
         raise ModelLoadError(f"{path}: model file not found")
@@ -92,7 +76,9 @@ def load_file(path: Path) -> nn.Module | Path:
         if kind == "torchscript":
             return torch.jit.load(str(path), map_location="cpu")
         if kind == "torch-export":
-            return torch.export.load(str(path)).module()
+            return load_exported(path)
+    except ModelLoadError:
+        raise
     except Exception as exc:  # a corrupt archive: say which file, keep the cause
         raise ModelLoadError(f"{path}: cannot load {kind} archive ({exc})") from exc
     state = load_state_dict(path)
@@ -126,5 +112,28 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise ModelLoadError(f"{path}: weights do not fit the architecture ({first})") from exc
+        raise ModelLoadError(
+            f"{path}: weights do not fit the architecture ({mismatches(model, state)})"
+        ) from exc
+
+
+def mismatches(model: nn.Module, state: dict[str, torch.Tensor], shown: int = 3) -> str:
+    """The first keys and shapes that differ, so a user can tell which layer is wrong."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    resized = [
+        f"{k} {tuple(state[k].shape)} in the file, {tuple(v.shape)} in the model"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    parts = []
+    for label, items in (
+        ("size mismatch", resized),
+        ("missing", missing),
+        ("unexpected", unexpected),
+    ):
+        if items:
+            more = f" and {len(items) - shown} more" if len(items) > shown else ""
+            parts.append(f"{label}: {', '.join(items[:shown])}{more}")
+    return "; ".join(parts) or "the state dict does not load"
