@@ -57,6 +57,12 @@ class RunLockedError(EdgeslimError):
     """Another process is working on the same run folder."""
 
 
+class DiskFullError(EdgeslimError):
+    """A write ran out of room: the disk is full, the quota used up, or the file size limit
+    (``ulimit -f``) reached. The message names the file and, where known, the bytes it needed
+    and the bytes free; the partial file is removed first and every finished record is kept."""
+
+
 def yaml_path(where: str, loc: tuple) -> str:
     """``("candidates", 2, "grid")`` under ``where`` -> ``where.candidates[2].grid``."""
     path = where

@@ -3,24 +3,31 @@ moment it is measured), the artifacts, and the reports.
 
 Records are append-only JSON lines, each carrying a checksum of its own content, written with
 one ``write`` on an ``O_APPEND`` descriptor and ``fsync``ed: a crash leaves at worst one partial
-last line, which reading detects and skips with a warning. A lock file keeps two runs from
-writing the same folder at once.
+last line, which reading detects and skips with a warning (once per folder object, however often
+it is read). A lock file keeps two runs from writing the same folder at once.
+
+A write that runs out of room (a full disk, a quota, the file size limit) raises one
+``DiskFullError`` naming the file, after taking back what it half wrote: a record's partial line
+is cut off again, a temporary file is removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import re
+import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from edgeslim.config import NAME_RULE, check_name
-from edgeslim.errors import ConfigError, RunLockedError
+from edgeslim.errors import ConfigError, DiskFullError, RunLockedError
 
 RESULTS = "results.jsonl"
 CHECKSUM = "checksum"
@@ -39,14 +46,115 @@ def encode(record: dict[str, Any]) -> bytes:
     return (json.dumps(plain, default=str) + "\n").encode()
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of one (temp file + rename)."""
+NO_ROOM = {
+    errno.ENOSPC: "",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EFBIG: "the file size limit (ulimit -f) was reached",
+}
+TRY_AGAIN = "; free some space and try again"
+PARTIAL = re.compile(r"^\..+\.(\d+)\.part$")  # write_atomic's temporary files: .NAME.PID.part
+
+
+def size_text(count: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError  # unreachable
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free bytes on the file system that holds ``path`` (its nearest existing folder)."""
+    for folder in (path, *path.parents):
+        with contextlib.suppress(OSError):
+            if folder.is_dir():
+                return shutil.disk_usage(folder).free
+    return None
+
+
+def no_room(exc: BaseException) -> tuple[int, str | None] | None:
+    """``(errno, file)`` when ``exc`` (or an error it came from) is a write that ran out of room;
+    libraries that wrap it keep at least its words (``No space left on device``)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in NO_ROOM:
+            return current.errno, current.filename
+        for code in NO_ROOM:
+            if os.strerror(code) in str(current):
+                return code, None
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def disk_full(
+    where: Path, needed: int | None = None, code: int = errno.ENOSPC, file: str | None = None
+) -> DiskFullError:
+    """The one line for a write to ``where`` (or ``file``, where the error named one) that ran
+    out of room: what it needed and what is free, when that is known."""
+    path = Path(file) if file and not PARTIAL.match(Path(file).name) else where
+    facts = [NO_ROOM[code]] if NO_ROOM.get(code) else []
+    free = free_bytes(path) if code == errno.ENOSPC else None
+    if needed is not None and code == errno.ENOSPC:
+        facts.append(f"{size_text(needed)} to write")
+    if free is not None:
+        facts.append(f"{size_text(free)} free")
+    detail = f" ({', '.join(facts)})" if facts else ""
+    return DiskFullError(f"disk full at {path}{detail}{TRY_AGAIN}")
+
+
+def as_disk_full(
+    exc: BaseException, where: Path, needed: int | None = None
+) -> DiskFullError | None:
+    """``exc`` as a ``DiskFullError`` when it is a write that ran out of room, else None."""
+    if isinstance(exc, DiskFullError):
+        return exc
+    found = no_room(exc)
+    if found is None:
+        return None
+    code, file = found
+    return disk_full(where, needed, code, file)
+
+
+@contextlib.contextmanager
+def writing(where: Path, needed: int | None = None) -> Iterator[None]:
+    """Writes under ``where``: one that runs out of room ends in a ``DiskFullError``."""
+    try:
+        yield
+    except Exception as exc:
+        full = as_disk_full(exc, where, needed)
+        if full is None or full is exc:
+            raise
+        raise full from exc
+
+
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Readers see the old file or the new one, never half of one (temp file + rename). The
+    temporary file never outlives a failure; a full disk is a ``DiskFullError``."""
+    data = text.encode() if isinstance(text, str) else text
     partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    with open(partial, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+    with writing(path, len(data)):  # outside: the free space is counted once the part is gone
+        try:
+            with open(partial, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 class RunFolder:
@@ -62,6 +170,7 @@ class RunFolder:
         if self.path.resolve().parent != self.root.resolve():
             raise ConfigError(f"run name {name!r} must stay inside {self.root} ({NAME_RULE})")
         self.name = name
+        self.warned: set[tuple[int, bytes]] = set()  # damaged lines already warned about
 
     @classmethod
     def at(cls, path: str | Path) -> RunFolder:
@@ -77,13 +186,30 @@ class RunFolder:
         return self.path / "artifacts"
 
     def create(self) -> None:
-        self.artifacts.mkdir(parents=True, exist_ok=True)
+        with writing(self.path):
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+
+    def sweep(self) -> list[Path]:
+        """Remove the temporary files (``.NAME.PID.part``) of writers that died before they
+        could: they hold space and nothing reads them. Returns what was removed."""
+        removed = []
+        for folder in (self.path, self.artifacts):
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                match = PARTIAL.match(path.name)
+                if match and not pid_alive(int(match[1])):
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                        removed.append(path)
+        return removed
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Exclusive use of the folder for this process; refused (not waited for) if taken."""
         self.create()
-        handle = open(self.path / ".lock", "a+")  # noqa: SIM115 (held for the whole block)
+        with writing(self.path / ".lock"):
+            handle = open(self.path / ".lock", "a+")  # noqa: SIM115 (held for the whole block)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -95,20 +221,25 @@ class RunFolder:
                 "another name"
             ) from None
         try:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}\n")
-            handle.flush()
+            with writing(self.path / ".lock"):
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"pid {os.getpid()}\n")
+                handle.flush()
+            self.sweep()
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
             handle.close()
 
     def append(self, record: dict[str, Any]) -> None:
-        """Add one record durably; a partial line left by a crash is first closed off."""
+        """Add one record durably; a partial line left by a crash is first closed off. When the
+        disk fills up part way, the part written is cut off again and ``DiskFullError`` says so:
+        the file ends as it began."""
         self.create()
         line = encode(record)
-        fd = os.open(self.results, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        with writing(self.results, len(line)):
+            fd = os.open(self.results, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             size = os.fstat(fd).st_size
             if size:
@@ -116,10 +247,21 @@ class RunFolder:
                     existing.seek(size - 1)
                     if existing.read(1) != b"\n":
                         line = b"\n" + line
-            written = os.write(fd, line)
-            if written != len(line):
-                raise OSError(f"short write to {self.results} ({written} of {len(line)} bytes)")
-            os.fsync(fd)
+            done = 0
+            with writing(self.results, len(line)):
+                try:
+                    done = os.write(fd, line)  # one write: concurrent appends never interleave
+                    while done < len(line):  # short: out of room; the next write says why
+                        written = os.write(fd, line[done:])
+                        if not written:
+                            raise disk_full(self.results, len(line))
+                        done += written
+                    os.fsync(fd)
+                except BaseException:
+                    if done and os.fstat(fd).st_size == size + done:  # our bytes are the tail
+                        with contextlib.suppress(OSError):
+                            os.ftruncate(fd, size)
+                    raise
         finally:
             os.close(fd)
 
@@ -137,6 +279,9 @@ class RunFolder:
             except (json.JSONDecodeError, UnicodeDecodeError):
                 ok = False
             if not ok:
+                if (number, raw) in self.warned:
+                    continue
+                self.warned.add((number, raw))
                 warnings.warn(
                     f"{self.results}:{number}: damaged record skipped (partly written or "
                     "edited); its candidate will be redone",
