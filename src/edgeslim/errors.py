@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import reprlib
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -63,17 +64,63 @@ class DiskFullError(EdgeslimError):
     and the bytes free; the partial file is removed first and every finished record is kept."""
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict = 2, 4, 4, 3
+_SHORT.maxset = _SHORT.maxfrozenset = 4
+_SHORT.maxstring = _SHORT.maxother = 60
+MESSAGE_PROBLEMS = 5  # a validation error lists this many problems, then counts the rest
+PROBLEM_CHARS = 300  # one problem's message is cut here
+
+
+def short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` bounded in work and length: user input goes into messages only this way
+    (a value may be a huge list, or an alias bomb that expands to billions of items)."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def kind_of(value: Any) -> str:
+    """What a YAML value is, in the words of a message: ``a list``, ``a number``, ..."""
+    if value is None:
+        return "nothing (null)"
+    for types, words in (
+        (bool, "true/false"),
+        ((int, float), "a number"),
+        (str, "a string"),
+        (dict, "a mapping"),
+        ((list, tuple), "a list"),
+    ):
+        if isinstance(value, types):
+            return words
+    return f"a {type(value).__name__}"
+
+
+def _key(part: Any) -> str:
+    text = str(part) if isinstance(part, str | int) else short(part, 40)
+    return text if len(text) <= 40 and text.isprintable() else short(part, 40)
+
+
 def yaml_path(where: str, loc: tuple) -> str:
     """``("candidates", 2, "grid")`` under ``where`` -> ``where.candidates[2].grid``."""
     path = where
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{_key(part)}" if path else _key(part)
     return path
 
 
 def describe_validation(error: ValidationError, where: str = "") -> str:
-    """One line per problem, each starting with the setting's path as the user wrote it."""
-    return "; ".join(
-        f"{yaml_path(where, tuple(item['loc'])) or 'top level'}: {item['msg']}"
-        for item in error.errors()
-    )
+    """One problem per clause (the first few), each starting with the setting's path as the user
+    wrote it; messages are cut, never the whole of a huge value."""
+    problems = error.errors(include_url=False, include_input=False)
+    clauses = []
+    for item in problems[:MESSAGE_PROBLEMS]:
+        message = " ".join(str(item["msg"]).split())
+        if len(message) > PROBLEM_CHARS:
+            message = message[: PROBLEM_CHARS - 3] + "..."
+        clauses.append(f"{yaml_path(where, tuple(item['loc'])) or 'top level'}: {message}")
+    if len(problems) > MESSAGE_PROBLEMS:
+        clauses.append(f"and {len(problems) - MESSAGE_PROBLEMS:,} more")
+    return "; ".join(clauses)
