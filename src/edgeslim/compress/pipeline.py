@@ -22,7 +22,7 @@ from edgeslim.compact import compact
 from edgeslim.compress.presets import PRESETS
 from edgeslim.compress.registry import StepContext, Technique, resolve
 from edgeslim.data.bundle import Dataset
-from edgeslim.errors import ConfigError, EdgeslimError
+from edgeslim.errors import ConfigError, EdgeslimError, kind_of, short, yaml_path
 from edgeslim.tasks import task_of
 from edgeslim.train import training_device
 
@@ -52,9 +52,36 @@ def expand(recipe: Recipe | str, where: str) -> Recipe:
         return copy.deepcopy(PRESETS[recipe])
     if not isinstance(recipe, list):
         raise ConfigError(
-            f"{where}: a recipe is a list of steps or a preset name, got {type(recipe).__name__}"
+            f"{where}: a recipe is a list of steps or a preset name, got {kind_of(recipe)}"
         )
+    for i, step in enumerate(recipe):
+        check_step(step, f"{where}[{i}]")
     return recipe
+
+
+def check_step(step: Any, where: str) -> None:
+    """A step's shape, before anything reads it: ``{technique: {setting: value, ...}}``."""
+    example = "e.g. {prune: {kind: structured, ratio: 0.5}}"
+    if not isinstance(step, dict):
+        raise ConfigError(
+            f"{where}: a step is a mapping with one key, {example}; got {kind_of(step)}"
+        )
+    if len(step) != 1:
+        keys = ", ".join(short(key, 30) for key in list(step)[:4])
+        raise ConfigError(
+            f"{where}: a step is a mapping with one key (the technique), {example}; got "
+            f"{len(step)} keys: {keys}{', ...' if len(step) > 4 else ''}"
+        )
+    ((key, settings),) = step.items()
+    here = yaml_path(where, (key,))
+    if settings is not None and not isinstance(settings, dict):
+        raise ConfigError(
+            f"{here}: expected a mapping of settings ({example}), got {kind_of(settings)}"
+            + (f" {short(settings, 40)}" if isinstance(settings, str | int | float) else "")
+        )
+    kind = (settings or {}).get("kind")
+    if isinstance(kind, dict | list):
+        raise ConfigError(f"{here}.kind: expected the name of a kind, got {kind_of(kind)}")
 
 
 def validate(
