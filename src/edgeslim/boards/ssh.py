@@ -15,16 +15,16 @@ import threading
 from dataclasses import dataclass
 from typing import IO, Any
 
-from edgeslim.errors import BoardError, BoardFault
+from edgeslim.errors import BoardError, BoardFault, short
 
-TARGET = re.compile(r"^(ssh://)?([A-Za-z0-9._-]+@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:\d+)?$")
+TARGET = re.compile(r"(ssh://)?([A-Za-z0-9._-]+@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:\d+)?")
 TARGET_RULE = "user@host, host, or ssh://user@host:port"
 
 
 def check_target(value: str) -> str:
     """An SSH destination that cannot be taken for an option or carry shell syntax."""
-    if not TARGET.match(value) or value.startswith("-"):
-        raise ValueError(f"{value!r} is not an SSH destination ({TARGET_RULE})")
+    if not TARGET.fullmatch(value) or value.startswith("-"):  # fullmatch: no final newline
+        raise ValueError(f"{short(value)} is not an SSH destination ({TARGET_RULE})")
     return value
 
 
