@@ -169,3 +169,136 @@ def test_the_demo_covers_every_technique():
         assert wanted in kinds, wanted
     assert any(len(recipe) >= 3 for recipe in experiment.recipes.values())  # combinations
     assert experiment.budget
+
+
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """ "Billion laughs": a few lines whose aliases expand to width**levels items."""
+    lines = [f"  l0: &l0 [{', '.join(['lol'] * width)}]"]
+    for i in range(1, levels):
+        lines.append(f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]")
+    return "bombs:\n" + "\n".join(lines) + "\n"
+
+
+HOSTILE_YAML = {
+    "alias bomb as a grid": alias_bomb()
+    + "candidates:\n  - recipe: [{prune: {kind: unstructured}}]\n    grid: {prune.sparsity: *l8}\n",
+    "alias bomb as a step's kind": alias_bomb()
+    + "candidates:\n  - recipe: [{prune: {kind: *l8}}]\n",
+    "merge-key bomb": "bombs:\n  m0: &m0 {a: 1, b: 2}\n"
+    + "".join(f"  m{i}: &m{i} {{<<: [{', '.join([f'*m{i - 1}'] * 9)}]}}\n" for i in range(1, 9)),
+    "a list that contains itself": "x: &x [1, *x]\n",
+    "nesting past the limit": "x: " + "[" * 60 + "]" * 60 + "\n",
+    "nesting past libyaml's limit": "x: " + "[" * 100_000 + "]" * 100_000 + "\n",
+    "too much aliased text": "s: &s " + "x" * 20_000 + "\nt: [" + ", ".join(["*s"] * 100) + "]\n",
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_YAML)
+def test_hostile_yaml_is_refused_before_it_expands(case, tmp_path):
+    import time
+
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: t\nmodel: small-cnn\n" + HOSTILE_YAML[case])
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    assert time.monotonic() - started < 5, case
+    message = str(info.value)
+    assert message.startswith(f"{path}") and len(message) < 300 and "\n" not in message, message
+    assert any(
+        words in message
+        for words in ("expands to over", "contains it", "levels deep", "maximum nesting depth")
+    ), message
+
+
+def test_a_file_past_the_size_limit_is_refused_unread(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("name: t\nmodel: small-cnn\nx: [" + "0," * config.MAX_FILE_BYTES + "0]\n")
+    with pytest.raises(ConfigError, match=r"too large for an experiment file \(over 256 KB\)"):
+        config.load(big)
+    with pytest.raises(ConfigError, match="too large"):  # a device that never ends
+        config.load("/dev/zero")
+
+
+def test_yaml_errors_are_one_line_with_line_and_column(tmp_path):
+    bad = tmp_path / "exp.yaml"
+    bad.write_text("name: t\nmodel: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        config.load(bad)
+    assert str(info.value).startswith(f"{bad}:3:1: not valid YAML: ") and "\n" not in str(
+        info.value
+    )
+
+
+@pytest.mark.parametrize(
+    "step, message",
+    [
+        ({"prune": [1, 2]}, "candidates[0].recipe[0].prune: expected a mapping of settings"),
+        ({"finetune": 5}, "candidates[0].recipe[0].finetune: expected a mapping of settings"),
+        ({"prune": "abc"}, "candidates[0].recipe[0].prune: expected a mapping of settings"),
+        ({"prune": {"kind": ["a", "b"]}}, "candidates[0].recipe[0].prune.kind: expected the name"),
+        (
+            {"prune": {}, "finetune": {}},
+            "candidates[0].recipe[0]: a step is a mapping with one key",
+        ),
+    ],
+)
+def test_steps_that_are_not_mappings_name_their_yaml_path(step, message):
+    for grid in ({}, {"prune.sparsity": [0.5]}):  # the grid is set in the steps: after the check
+        with pytest.raises(ConfigError) as info:
+            config.parse(minimal(candidates=[{"recipe": [step], "grid": grid}]))
+        assert message in str(info.value), str(info.value)
+
+
+def test_the_api_checks_a_steps_shape_too():
+    from edgeslim.compress.pipeline import expand
+
+    with pytest.raises(ConfigError, match=r"recipes\[0\]\[1\]\.finetune: expected a mapping.*list"):
+        expand([{"prune": {"kind": "unstructured"}}, {"finetune": [3]}], "recipes[0]")
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (minimal(name="adv\n"), "name: Value error, 'adv\\n' is not a valid name"),
+        (
+            minimal(candidates=[{"name": "abc\n", "preset": "fp16"}]),
+            "candidates[0].name: Value error, 'abc\\n' is not a valid name",
+        ),
+        (
+            minimal(device={"name": "pi\n", "ssh": "pi@host"}),
+            "device.BoardConfig.name: Value error, 'pi\\n' is not a valid name",
+        ),
+        (
+            minimal(device={"name": "pi", "ssh": "pi@host\n"}),
+            "device.BoardConfig.ssh: Value error, 'pi@host\\n' is not an SSH destination",
+        ),
+    ],
+)
+def test_a_final_newline_makes_a_name_invalid(raw, message):
+    with pytest.raises(ConfigError) as info:
+        config.parse(raw)
+    assert message in str(info.value), str(info.value)
+
+
+def test_grid_values_name_candidates_so_they_are_scalars_and_few():
+    sparse = {"recipe": [{"prune": {"kind": "unstructured"}}]}
+    with pytest.raises(ConfigError, match=r"grid.prune.sparsity: each value is a number.*a list"):
+        config.parse(minimal(candidates=[{**sparse, "grid": {"prune.sparsity": [[0.5]]}}]))
+    values = [round(0.001 * i, 3) for i in range(1, 41)]
+    grid = {"prune.sparsity": values, "prune.kind": ["unstructured"] * 30}
+    with pytest.raises(ConfigError, match="the grids make 1,200 candidates; at most 1,000"):
+        config.parse(minimal(candidates=[{**sparse, "grid": grid}]))
+
+
+def test_messages_hold_a_cut_value_never_a_whole_one():
+    huge = "x" * 100_000
+    raw = minimal(
+        name=huge,
+        measure={"cores": ["a"] * 10_000},
+        candidates=[{"recipe": [{"prune": {"kind": "unstructured"}}], "grid": {huge: [1]}}],
+    )
+    with pytest.raises(ConfigError) as info:
+        config.parse(raw)
+    message = str(info.value)
+    assert len(message) < 2000 and "more" in message and "..." in message, message
