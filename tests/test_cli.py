@@ -123,3 +123,136 @@ def test_an_output_width_that_is_not_the_class_count_is_refused_before_timing(tm
         out = edgeslim("measure", model, *FAST)
         assert out.returncode == 2 and "latency" not in out.stdout, (name, out.stdout)
         assert "(1, 64)" in out.stderr and "10 classes" in out.stderr, (name, out.stderr)
+
+
+def refused(*args, cwd=None, memory_gb=None, seconds=60) -> str:
+    """Run the CLI as a user types it, bounded in time (and address space, when given): it must
+    end with exit status 2 and one ``error:`` line, never a traceback or a hang."""
+    import resource
+
+    def bound_memory():
+        limit = int(memory_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    out = subprocess.run(
+        [sys.executable, "-m", "edgeslim.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=seconds,
+        env={**os.environ, "COLUMNS": "80"},
+        preexec_fn=bound_memory if memory_gb else None,
+    )
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2, (args, out.returncode, out.stderr[-2000:])
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr[-2000:]
+    return lines[0]
+
+
+def bomb(levels: int = 9) -> str:
+    """ "Billion laughs": nine aliases of nine aliases ... expand to 9**levels items."""
+    lines = ["  l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels):
+        lines.append(f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]")
+    return "bombs:\n" + "\n".join(lines) + "\n"
+
+
+HEAD = "name: t\nmodel: small-cnn\n"
+HOSTILE = {
+    "alias bomb as a grid": HEAD
+    + bomb()
+    + "candidates:\n  - recipe: [{prune: {kind: unstructured}}]\n    grid: {prune.sparsity: *l8}\n",
+    "alias bomb as a step's kind": HEAD
+    + bomb()
+    + "candidates:\n  - recipe: [{prune: {kind: *l8}}]\n",
+    "a 4 MB list": HEAD + "x: [" + "0, " * 1_400_000 + "0]\n",
+    "a list that contains itself": HEAD + "x: &x [1, *x]\n",
+    "100,000 levels of nesting": HEAD + "x: " + "[" * 100_000 + "]" * 100_000 + "\n",
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_yaml_is_refused_in_seconds_and_little_memory(case, tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(HOSTILE[case])
+    line = refused("run", path, "--runs", tmp_path / "runs", memory_gb=1, seconds=30)
+    assert len(line) < 300 and str(path) in line, line
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "step, words",
+    [
+        ("{prune: [1, 2]}", "candidates[0].recipe[0].prune: expected a mapping of settings"),
+        ("{finetune: 5}", "candidates[0].recipe[0].finetune: expected a mapping of settings"),
+        ("{prune: abc}", "candidates[0].recipe[0].prune: expected a mapping of settings"),
+    ],
+)
+def test_a_step_that_is_not_a_mapping_is_one_error_line(step, words, tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(
+        HEAD + f"candidates:\n  - recipe: [{step}]\n    grid: {{prune.sparsity: [0.5]}}\n"
+    )
+    line = refused("run", path, "--runs", tmp_path / "runs")
+    assert words in line, line
+
+
+def test_user_text_is_printed_as_it_is_never_as_markup(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(HEAD + "'[/oops]': 1\n'[bold]x': 2\n")
+    line = refused("run", path, "--runs", tmp_path / "runs")
+    assert "[/oops]: Extra inputs are not permitted" in line, line
+    assert "[bold]x: Extra inputs" in line, line
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'name: "adv\\n"\nmodel: small-cnn\n',
+        HEAD + 'candidates:\n  - {name: "abc\\n", preset: fp16}\n',
+    ],
+)
+def test_a_name_with_a_final_newline_is_refused(text, tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    line = refused("run", path, "--runs", tmp_path / "runs")
+    assert "\\n' is not a valid name" in line, line
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.fixture
+def run_folder(tmp_path):
+    """A run folder as a run leaves it: experiment.json and results.jsonl (no records yet)."""
+    from edgeslim import config
+
+    folder = tmp_path / "t"
+    folder.mkdir()
+    experiment = config.parse({"name": "t", "model": "small-cnn", "candidates": ["fp16"]})
+    (folder / "experiment.json").write_text(json.dumps(experiment.to_dict()))
+    (folder / "results.jsonl").write_bytes(b"")
+    return folder
+
+
+def test_report_of_the_current_folder_works(run_folder):
+    out = edgeslim("report", ".", cwd=run_folder)
+    assert out.returncode == 0, out.stderr
+    assert (run_folder / "report.html").exists() and (run_folder / "report.md").exists()
+    line = refused("report", ".", cwd=run_folder.parent)
+    assert f"{run_folder.parent}: not a run folder" in line, line
+
+
+def test_report_of_a_damaged_run_folder_is_one_error_line(run_folder):
+    from edgeslim.results import encode
+
+    results = run_folder / "results.jsonl"
+    results.write_bytes(encode({"name": "baseline", "accuracy": 0.9}) + encode({"accuracy": 0.8}))
+    line = refused("report", run_folder)
+    assert f"{results}:2: a record without a candidate name" in line, line
+    spec = run_folder / "experiment.json"
+    spec.write_text('{"name": "t", "model": ')
+    line = refused("report", run_folder)
+    assert f"{spec}: not valid JSON" in line, line
+    spec.write_text('["t"]')
+    line = refused("report", run_folder)
+    assert f"{spec}: expected the experiment as a JSON object, got a list" in line, line

@@ -13,7 +13,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from edgeslim.errors import ConfigError, EdgeslimError
 
@@ -24,6 +26,24 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+MESSAGE_CHARS = 2000  # a message longer than this is cut: one line stays one readable line
+
+
+def one_line(text: object) -> str:
+    """A message on one line, cut at MESSAGE_CHARS."""
+    joined = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    if len(joined) > MESSAGE_CHARS:
+        joined = joined[: MESSAGE_CHARS - 3] + "..."
+    return joined
+
+
+def say(label: str, style: str, text: object) -> None:
+    """``error: ...`` or ``warning: ...`` on stderr: the label in colour, the text as it is (user
+    text such as a YAML key ``[/oops]`` is never read as rich markup)."""
+    err_console.print(
+        Text.assemble((f"{label}:", style), " ", one_line(text)), highlight=False, soft_wrap=True
+    )
+
 
 DataOption = Annotated[
     str,
@@ -60,14 +80,17 @@ def print_record(record: dict, title: str, json_path: Path | None) -> None:
         f"{how['settings']['threads']} thread(s) on cores {how['cores']}, "
         f"{how['latency_runs']} latency runs, {how['test_samples']} test samples; "
         f"cpu: {how['cpu']}"
-        + (f"; on board {how['device']['board']} ({how['host']})" if how["device"]["board"] else "")
+        + (
+            f"; on board {how['device']['board']} ({how['host']})" if how["device"]["board"] else ""
+        ),
+        markup=False,
     )
     for family, error in record.get("errors", {}).items():
-        err_console.print(f"[yellow]warning:[/yellow] {family} not measured: {error}")
+        say("warning", "yellow", f"{family} not measured: {error}")
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(record, indent=2, default=str))
-        console.print(f"record written to {json_path}")
+        console.print(f"record written to {json_path}", markup=False)
 
 
 @app.command()
@@ -132,10 +155,10 @@ def zoo(data: DataOption = "digits") -> None:
             summary = summarize(path)
             about = (builder.__doc__ or sys.modules[builder.__module__].__doc__ or "").strip()
             table.add_row(
-                name,
+                escape(name),
                 f"{summary.params:,}",
                 f"{sum(layer.macs for layer in summary.layers):,}",
-                about.splitlines()[0],
+                escape(about.splitlines()[0]),
             )
     console.print(table)
 
@@ -175,7 +198,7 @@ def sensitivity(
             "not its ONNX export"
         )
     if model in ZOO and weights is None:
-        console.print(f"no weights given: training {model} for {epochs} epochs first")
+        console.print(f"no weights given: training {model} for {epochs} epochs first", markup=False)
         fit(net, dataset, epochs=epochs)
     table = sweep(net, dataset, ratios=ratio_list)
     out = Table(
@@ -196,7 +219,7 @@ def sensitivity(
             cells.append(f"[{style}]{by_ratio[ratio]:.4f}[/{style}]")
         tolerated = [r for r in table.ratios if table.drop(layer, r) <= tolerance]
         out.add_row(
-            layer,
+            escape(layer),
             f"{table.params[layer]:,}",
             *cells,
             f"{max(tolerated):g}" if tolerated else "none",
@@ -212,12 +235,12 @@ def plain(text: str) -> None:
 def print_outcome(outcome) -> None:
     selection = outcome.selection
     style = "green" if selection.recommended else "yellow"
-    console.print(f"[{style}]{selection.summary()}[/{style}]", highlight=False)
-    failed = [r["name"] for r in outcome.records if r.get("status") == "failed"]
+    console.print(Text(selection.summary(), style=style), highlight=False)
+    failed = [str(r["name"]) for r in outcome.records if r.get("status") == "failed"]
     if failed:
-        err_console.print(f"[yellow]failed candidates:[/yellow] {', '.join(failed)}")
+        say("failed candidates", "yellow", ", ".join(failed))
     for kind, path in outcome.reports.items():
-        console.print(f"{kind} report: {path}")
+        console.print(f"{kind} report: {path}", markup=False)
 
 
 def run_experiment(experiment, runs: Path, retry_failed: bool) -> None:
@@ -236,12 +259,13 @@ def run_experiment(experiment, runs: Path, retry_failed: bool) -> None:
             err_console.print(
                 "interrupted: every finished candidate is kept in "
                 f"{runs / experiment.config.name / 'results.jsonl'}; run the same command "
-                "again to resume"
+                "again to resume",
+                markup=False,
             )
             sys.exit(130)
     for warning in caught:
         if "damaged record" in str(warning.message):
-            err_console.print(f"[yellow]warning:[/yellow] {warning.message}")
+            say("warning", "yellow", warning.message)
     print_outcome(outcome)
 
 
@@ -268,10 +292,16 @@ def report(run_dir: Annotated[Path, typer.Argument(help="run folder (runs/NAME)"
     """Rebuild report.html and report.md of a run folder from its results.jsonl."""
     from edgeslim.report import report as write_report
 
-    selection, paths = write_report(run_dir)
-    console.print(selection.summary(), highlight=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        selection, paths = write_report(run_dir)
+    for message in dict.fromkeys(
+        str(w.message) for w in caught if "damaged record" in str(w.message)
+    ):
+        say("warning", "yellow", message)
+    console.print(selection.summary(), highlight=False, markup=False)
     for kind, path in paths.items():
-        console.print(f"{kind} report: {path}")
+        console.print(f"{kind} report: {path}", markup=False)
 
 
 @app.command()
@@ -356,19 +386,21 @@ def devices(ctx: typer.Context) -> None:
     console.print(table)
     mine = boards()
     if not mine:
-        console.print(f"no boards: describe yours in {devices_file()} (see the README)")
+        console.print(
+            f"no boards: describe yours in {devices_file()} (see the README)", markup=False
+        )
         return
-    table = Table(title=f"boards ({devices_file()})", title_justify="left")
+    table = Table(title=escape(f"boards ({devices_file()})"), title_justify="left")
     for column in ("name", "ssh", "python", "runtimes", "profile", "calibrated slowdown"):
         table.add_column(column)
     for board in mine.values():
         measured = calibration(board.name)
         table.add_row(
-            board.name,
-            "\n".join(board.ssh),
-            board.python,
-            ", ".join(board.runtimes),
-            board.profile or "",
+            escape(board.name),
+            escape("\n".join(board.ssh)),
+            escape(board.python),
+            escape(", ".join(board.runtimes)),
+            escape(board.profile or ""),
             f"{measured['slowdown']:g} ({measured['calibrated_at'][:10]})" if measured else "",
         )
     console.print(table, highlight=False)
@@ -384,7 +416,7 @@ def devices_check(name: BoardArgument) -> None:
     missing = False
     for target in board.config.ssh:
         facts = check(board, target)
-        table = Table(title=f"{name}: {target}", title_justify="left", show_header=False)
+        table = Table(title=escape(f"{name}: {target}"), title_justify="left", show_header=False)
         table.add_column("fact")
         table.add_column("value")
         rows = {
@@ -394,7 +426,10 @@ def devices_check(name: BoardArgument) -> None:
             "clock": f"{facts['clock_max_mhz']} MHz (max)",
             "memory": f"{facts['memory_available_mb']} MB free of {facts['memory_total_mb']} MB",
             "python": f"{facts['python']} ({facts['python_path']})",
-            **{k: v or "[red]not installed[/red]" for k, v in facts["packages"].items()},
+            **{
+                k: escape(v) if v else "[red]not installed[/red]"
+                for k, v in facts["packages"].items()
+            },
             "work folder": f"{facts['workdir']}, {facts['disk_free_mb']} MB free"
             + (
                 f", {facts['leftover_folders']} leftover run folder(s)"
@@ -403,11 +438,11 @@ def devices_check(name: BoardArgument) -> None:
             ),
         }
         for key, value in rows.items():
-            table.add_row(key, str(value))
+            table.add_row(escape(key), value if key in facts["packages"] else escape(str(value)))
         console.print(table, highlight=False)
         missing = missing or bool(facts["missing"])
     if missing:
-        err_console.print("[red]error:[/red] a package the board's runtimes need is missing")
+        say("error", "red", "a package the board's runtimes need is missing")
         sys.exit(1)
 
 
@@ -432,6 +467,7 @@ def devices_calibrate(
         f"{name}: {entry['slowdown']:g}x slower than this host (median of {len(chosen)} "
         f"models, p50 latency on {entry['runtime']}); stored in {entry['file']}",
         highlight=False,
+        markup=False,
     )
 
 
@@ -468,7 +504,7 @@ def main() -> None:
     try:
         typer.main.get_command(app).main()
     except EdgeslimError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        say("error", "red", exc)
         sys.exit(2)
 
 

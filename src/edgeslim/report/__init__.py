@@ -7,10 +7,12 @@ Both are rebuilt from ``results.jsonl`` and ``experiment.json`` alone, so
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeslim.errors import ConfigError
+from edgeslim.errors import ConfigError, kind_of
 from edgeslim.results import RunFolder, write_atomic
 from edgeslim.select import Selection, select
 
@@ -39,12 +41,51 @@ def write_reports(
 
 def report(run_dir: str | Path) -> tuple[Selection, dict[str, Path]]:
     """Rebuild ``report.html`` and ``report.md`` of a run folder from its records."""
-    from edgeslim.config import parse
+    from edgeslim.config import parse, read_bounded
 
-    folder = RunFolder.at(run_dir)
+    path = Path(os.path.abspath(run_dir))  # ``.`` and ``runs/t/..`` name a folder too
+    try:
+        folder = RunFolder.at(path)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: not a run folder ({exc})") from exc
     spec = folder.path / "experiment.json"
-    if not spec.exists() or not folder.results.exists():
+    if not spec.is_file() or not folder.results.is_file():
         raise ConfigError(f"{folder.path}: not a run folder (no experiment.json / results.jsonl)")
-    experiment = parse(json.loads(spec.read_text()), spec)
+    try:
+        raw = json.loads(read_bounded(spec, "experiment record"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise ConfigError(
+            f"{spec}: not valid JSON ({' '.join(str(exc).split())[:200]}); edgeslim writes it "
+            "when a run starts: restore it, or run the experiment again"
+        ) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{spec}: expected the experiment as a JSON object, got {kind_of(raw)}")
+    experiment = parse(raw, spec)
+    check_records(folder)
     records = folder.current(experiment.names)
     return write_reports(folder, records, experiment)
+
+
+def check_records(folder: RunFolder) -> None:
+    """Every intact record names its candidate (a record edited by hand may not)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # damaged lines are reported once, when read for real
+        records = folder.read()
+    for record in records:
+        if not isinstance(record.get("name"), str):
+            line = line_of(folder.results, record)
+            raise ConfigError(
+                f"{folder.results}:{line}: a record without a candidate name (edited by "
+                "hand?); restore its name, or remove that line"
+            )
+
+
+def line_of(results: Path, record: dict[str, Any]) -> int | str:
+    """The line of ``results`` that holds ``record`` (``?`` if none does)."""
+    for number, raw in enumerate(results.read_bytes().splitlines(), start=1):
+        try:
+            if json.loads(raw) == record:
+                return number
+        except ValueError:
+            continue
+    return "?"
