@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from edgeslim.errors import ConfigError
+from edgeslim.figures import is_figure, is_nonfinite
 
 Op = Literal["<=", ">="]
 # a bound on an exact figure that only some runtimes report holds a record without it to the
@@ -39,7 +40,10 @@ class Bound:
         return f"{self.metric} {self.op} {self.value:g}"
 
     def excess(self, measured: float) -> float:
-        """How far ``measured`` is on the wrong side of the bound (0 when it fits)."""
+        """How far ``measured`` is on the wrong side of the bound (0 when it fits); a NaN or
+        infinite figure is infinitely far, whatever the bound's direction."""
+        if not is_figure(measured):
+            return float("inf")
         over = measured - self.value if self.op == "<=" else self.value - measured
         return max(0.0, over)
 
@@ -51,7 +55,9 @@ class Bound:
 @dataclass(frozen=True)
 class Violation:
     bound: Bound
-    measured: float | None  # None: the metric was not measured, so the bound cannot be checked
+    # None: the metric was not measured, so the bound cannot be checked; NaN or infinity: it
+    # was measured and came out as no figure at all
+    measured: float | None
 
     @property
     def relative(self) -> float:
@@ -60,6 +66,8 @@ class Violation:
     def __str__(self) -> str:
         if self.measured is None:
             return f"{self.bound} (not measured)"
+        if not is_figure(self.measured):
+            return f"{self.bound}: measured {self.measured}, not a finite number"
         return (
             f"{self.bound}: measured {self.measured:.4g}, "
             f"off by {self.bound.excess(self.measured):.4g} ({self.relative:.0%})"
@@ -74,13 +82,18 @@ def parse_bound(metric: str, spec: float | int | str, where: str = "budget") -> 
         )
     if isinstance(spec, bool):
         raise ConfigError(f"{where}.{metric}: expected a number or '<= N' / '>= N', got {spec!r}")
+    if isinstance(spec, (int, float)) and not is_figure(spec):
+        raise ConfigError(f"{where}.{metric}: a bound must be a finite number, got {spec!r}")
     if isinstance(spec, (int, float)):
         op: Op = "<=" if metrics[metric].better == "lower" else ">="
         return Bound(metric, op, float(spec))
-    match = BOUND.match(str(spec))
+    match = BOUND.fullmatch(str(spec))
     if match is None:
         raise ConfigError(f"{where}.{metric}: expected a number or '<= N' / '>= N', got {spec!r}")
-    return Bound(metric, match.group(1), float(match.group(2)))  # type: ignore[arg-type]
+    value = float(match.group(2))
+    if not is_figure(value):  # "<= 1e999"
+        raise ConfigError(f"{where}.{metric}: a bound must be a finite number, got {spec!r}")
+    return Bound(metric, match.group(1), value)  # type: ignore[arg-type]
 
 
 class Budget:
@@ -122,7 +135,9 @@ class Budget:
             value = record.get(bound.metric)
             if value is None and bound.metric in FALLBACK:
                 value = record.get(FALLBACK[bound.metric])
-            if not isinstance(value, (int, float)):
+            if is_nonfinite(value):
+                broken.append(Violation(bound, float(value)))
+            elif not is_figure(value):
                 broken.append(Violation(bound, None))
             elif bound.excess(float(value)) > 0:
                 broken.append(Violation(bound, float(value)))

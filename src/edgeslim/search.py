@@ -24,6 +24,7 @@ from edgeslim.budget import Budget
 from edgeslim.config import Experiment, SearchConfig, SpaceConfig
 from edgeslim.errors import ConfigError
 from edgeslim.experiment import Runner, describe, jsonable
+from edgeslim.figures import is_figure
 from edgeslim.results import RunFolder
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def constraint_values(record: dict[str, Any], budget: Budget) -> list[float]:
     values = []
     for bound in budget.bounds:
         measured = record.get(bound.metric)
-        if not isinstance(measured, (int, float)):
+        if not is_figure(measured):  # not measured, NaN or infinite: infeasible
             values.append(1.0)
             continue
         over = measured - bound.value if bound.op == "<=" else bound.value - measured

@@ -13,6 +13,7 @@ from typing import Any
 
 from edgeslim.budget import Budget, Violation, known_metrics
 from edgeslim.errors import ConfigError
+from edgeslim.figures import is_figure
 
 Record = Mapping[str, Any]
 DEFAULT_OBJECTIVES = ("accuracy", "latency_p95_ms", "storage_kb", "peak_memory_mb")
@@ -171,10 +172,8 @@ def select(
             raise ConfigError(f"two records are named {record.get('name')!r}")
         seen.add(record.get("name"))
 
-    def complete(r: Record) -> bool:
-        return r.get("status", "ok") == "ok" and all(
-            isinstance(r.get(o.metric), (int, float)) for o in chosen
-        )
+    def complete(r: Record) -> bool:  # a NaN or infinite objective never ranks
+        return r.get("status", "ok") == "ok" and all(is_figure(r.get(o.metric)) for o in chosen)
 
     measured = [r for r in records if complete(r)]
     unmeasured = [r for r in records if not complete(r)]
@@ -211,7 +210,7 @@ def reference_point(
         if o.metric in bounds:
             point.append(-bounds[o.metric] if o.better == "higher" else bounds[o.metric])
         else:
-            seen = [o.key(r) for r in records if isinstance(r.get(o.metric), (int, float))]
+            seen = [o.key(r) for r in records if is_figure(r.get(o.metric))]
             point.append(max(seen, default=0.0) * 1.0001 + 1e-9)
     return point
 
@@ -239,7 +238,7 @@ def hypervolume_history(
         r
         for r in trials
         if r.get("status", "ok") == "ok"
-        and all(isinstance(r.get(o.metric), (int, float)) for o in objectives)
+        and all(is_figure(r.get(o.metric)) for o in objectives)
         and budget.fits(r)
     ]
     reference = reference_point(fitting, objectives, budget)

@@ -18,6 +18,7 @@ import numpy as np
 from edgeslim.candidate import Candidate
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError, DataError, DoesNotFit, MeasurementError
+from edgeslim.figures import without_nonfinite
 
 # every family registers on import; this order is the order of DESIGN.md's metric table
 from edgeslim.measure import (  # noqa: F401
@@ -200,6 +201,10 @@ def measure(
     result = read_result(ended, settings.memory_limit_mb)
     check_result(result, runtime_file, data, settings)
     record.update(result["metrics"])
+    record, not_finite = without_nonfinite(record)  # the graph's figures, too
+    not_finite.update(result.get("not_finite", {}))
+    if not_finite:  # left out, so they neither fit a bound nor rank; the report flags them
+        record["not_finite"] = not_finite
     if result["errors"]:
         record["errors"] = result["errors"]
     if settings.memory_limit_mb and memory_failures(result["errors"]):

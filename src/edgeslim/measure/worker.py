@@ -3,7 +3,8 @@
 It imports numpy and the one runtime it measures on (no onnx, and no torch unless the runtime's
 Python bindings need it: ExecuTorch's do), so its memory is the model's own and it could run on
 a device that has nothing else. It reads the request, runs every
-runtime metric family in order, and writes ``{"metrics", "errors", "info"}`` to the result path.
+runtime metric family in order, and writes ``{"metrics", "errors", "info", "not_finite"}`` to the
+result path (a NaN or infinite figure goes to ``not_finite``, never to ``metrics``).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def main(request_path: str) -> int:
 
     # registration of the runtime families (these modules import numpy only)
     from edgeslim.data.bundle import DataSpec
+    from edgeslim.figures import without_nonfinite
     from edgeslim.measure import accuracy, detection, latency, memory, sparsity  # noqa: F401
     from edgeslim.measure.registry import CHECK_ORDER, families
     from edgeslim.measure.runtime import RuntimeContext
@@ -147,6 +149,9 @@ def main(request_path: str) -> int:
         except Exception as exc:  # one family failing must not lose the others
             errors[fam.name] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)
+    metrics, not_finite = without_nonfinite(metrics)  # never emitted as figures; said here
+    for name, value in not_finite.items():
+        print(f"edgeslim worker: {name} came out {value}; left out of the figures", file=sys.stderr)
     ctx.info.update(
         {
             "runtime": engine.name,
@@ -162,7 +167,8 @@ def main(request_path: str) -> int:
     )
     result = Path(request["result"])
     partial = result.with_suffix(".part")
-    partial.write_text(json.dumps({"metrics": metrics, "errors": errors, "info": ctx.info}))
+    outcome = {"metrics": metrics, "errors": errors, "info": ctx.info, "not_finite": not_finite}
+    partial.write_text(json.dumps(outcome))
     partial.replace(result)  # the parent sees a whole result or none
     return 0
 

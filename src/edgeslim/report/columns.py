@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgeslim.candidate import step_label
+from edgeslim.figures import is_figure, nonfinite
 from edgeslim.measure import METRICS
 
 # the short table: what a reader compares first
@@ -33,8 +34,22 @@ MAIN = (
 
 def scalar_metrics(records: list[dict[str, Any]]) -> list[str]:
     """Every objective metric present in some record, in the registry's order."""
-    present = {k for r in records for k, v in r.items() if isinstance(v, (int, float))}
+    present = {k for r in records for k, v in r.items() if is_figure(v)}
     return [name for name, m in METRICS.items() if m.better and name in present]
+
+
+NOT_FINITE_NOTE = "left out of every choice: such a figure never fits a bound and never ranks"
+
+
+def not_finite(records: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Record name -> its figures that came out NaN or infinite, as the measurement said
+    (``not_finite``) or as the record holds them (an edited or older record)."""
+    flags = {}
+    for r in records:
+        found = {**r.get("not_finite", {}), **nonfinite(r)}
+        if found:
+            flags[r.get("name", "?")] = [f"{name} {value}" for name, value in found.items()]
+    return flags
 
 
 def format_value(value: float | int, unit: str) -> str:

@@ -13,11 +13,14 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from edgeslim.figures import is_figure
 from edgeslim.report.columns import (
+    NOT_FINITE_NOTE,
     device_line,
     fmt,
     how_measured,
     label,
+    not_finite,
     recipe_text,
     scalar_metrics,
 )
@@ -109,7 +112,7 @@ def pareto_plot(
 ) -> str:
     from edgeslim.measure import METRICS
 
-    usable = [r for r in records if isinstance(r.get(x), (int, float)) and y in r]
+    usable = [r for r in records if is_figure(r.get(x)) and is_figure(r.get(y))]
     if not usable:
         return f"<p class='muted'>{esc(x)} was not measured for any candidate.</p>"
     objectives = [Objective(x, METRICS[x].better), Objective(y, METRICS[y].better)]
@@ -165,7 +168,7 @@ def pareto_plot(
 
 
 def parallel_plot(records: list[dict[str, Any]], metrics: list[str], selection: Selection) -> str:
-    usable = [r for r in records if all(isinstance(r.get(m), (int, float)) for m in metrics)]
+    usable = [r for r in records if all(is_figure(r.get(m)) for m in metrics)]
     if len(usable) < 2 or not metrics:
         return "<p class='muted'>Too few measured candidates for a parallel-coordinates view.</p>"
     fits = [1 if selection.is_fitting(r) else 0 for r in usable]
@@ -277,6 +280,16 @@ def runtimes_html(records: list[dict[str, Any]], selection: Selection) -> str:
             f"<li><b>{esc(name)}</b>: {esc('; '.join(found))}</li>" for name, found in flags.items()
         )
         parts.append(f"<h2>Savings the runtime did not show</h2><ul id='unshown'>{items}</ul>")
+    broken = not_finite(records)
+    if broken:
+        items = "".join(
+            f"<li><b>{esc(name)}</b>: {esc(', '.join(found))}</li>"
+            for name, found in broken.items()
+        )
+        parts.append(
+            "<h2>Figures that are not numbers</h2>"
+            f"<p class='muted'>{esc(NOT_FINITE_NOTE)}</p><ul id='not-finite'>{items}</ul>"
+        )
     return "".join(parts)
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edgeslim.report.columns import MAIN, device_line, fmt, how_measured, recipe_text
+from edgeslim.report.columns import (
+    MAIN,
+    NOT_FINITE_NOTE,
+    device_line,
+    fmt,
+    how_measured,
+    not_finite,
+    recipe_text,
+)
 from edgeslim.report.runtimes import legend, runtimes_in, same_candidate_table, unshown_savings
 from edgeslim.select import Selection
 
@@ -67,6 +75,10 @@ def render_markdown(
     if flags:
         lines += ["", "## Savings the runtime did not show", ""]
         lines += [f"- **{name}**: {'; '.join(found)}" for name, found in flags.items()]
+    broken = not_finite(records)
+    if broken:
+        lines += ["", "## Figures that are not numbers", "", NOT_FINITE_NOTE, ""]
+        lines += [f"- **{name}**: {', '.join(found)}" for name, found in broken.items()]
     failed = [r for r in records if r.get("status") in ("failed", "does-not-fit")]
     if failed:
         lines += ["", "## Failed or not fitting", ""]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgeslim.figures import is_figure
 from edgeslim.report.columns import fmt
 from edgeslim.select import Selection, select
 
@@ -72,7 +73,7 @@ def unshown_savings(records: list[Record]) -> dict[str, list[str]]:
 def ratio(base: Record, record: Record, metric: str) -> float:
     """How many times smaller ``record``'s figure is than the baseline's (1.0 if unknown)."""
     mine, theirs = record.get(metric), base.get(metric)
-    if not isinstance(mine, (int, float)) or not isinstance(theirs, (int, float)) or mine <= 0:
+    if not is_figure(mine) or not is_figure(theirs) or mine <= 0:
         return 1.0
     return theirs / mine
 
