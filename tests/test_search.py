@@ -227,6 +227,68 @@ def test_the_search_command_runs_as_a_user_types_it(first_run, tmp_path):
     assert (tmp_path / "runs" / "cli-search" / "report.html").is_file()
 
 
+CHEAP_SPACE = {"sparsity": [0.0, 0.9], "quantize": ["none", "fp16"], "finetune_epochs": 0}
+
+
+def test_a_rerun_adds_new_settings_and_never_replays_earlier_ones(first_run, tmp_path):
+    """`edgeslim search FILE --trials 3` twice: six trials, six different settings (the seeded
+    sampler used to be rebuilt from the same seed and propose trials 0-2 again)."""
+    import yaml
+
+    experiment = search_experiment("rerun", trials=3, space=CHEAP_SPACE)
+    folder = reuse_baseline(first_run, RunFolder(tmp_path / "runs", "rerun"))
+    spec = tmp_path / "search.yaml"
+    spec.write_text(yaml.safe_dump(experiment.to_dict()))
+    command = [sys.executable, "-m", "edgeslim.cli", "search", str(spec), "--trials", "3"]
+    for _ in range(2):
+        out = subprocess.run(
+            [*command, "--runs", str(tmp_path / "runs")],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert "Traceback" not in out.stderr and "[W " not in out.stderr
+    storage = open_storage(f"sqlite:///{folder.path / 'search.db'}", experiment.config.search)
+    trials = optuna.load_study(study_name="rerun", storage=storage).trials
+    settings = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(trials) == 6 and len(set(settings)) == 6, settings
+
+
+def test_settings_already_tried_are_not_built_again(first_run, tmp_path):
+    """Two choices, three trials: at least one repeats; it is recorded as a duplicate of the
+    first trial with its settings, and built and measured once only."""
+    space = {"quantize": ["none", "fp16"], "finetune_epochs": 0}
+    experiment = search_experiment("dupes", trials=3, space=space, sampler="random")
+    reuse_baseline(first_run, RunFolder(tmp_path, "dupes"))
+    said: list[str] = []
+    outcome = run_search(experiment, str(tmp_path), say=said.append, show_progress=False)
+    trials = sorted((r for r in outcome.records if "trial" in r), key=lambda r: r["trial"])
+    duplicates = [r for r in trials if r["status"] == "duplicate"]
+    assert duplicates and len(trials) == 3
+    for record in duplicates:
+        (source,) = [r for r in trials if r["name"] == record["duplicate_of"]]
+        assert source["trial"] < record["trial"] and source["params"] == record["params"]
+        assert source["status"] == "ok"
+    built = [line for line in said if "building" in line and "trial-" in line]
+    assert len(built) == len(trials) - len(duplicates)
+    assert outcome.selection.recommended["name"] not in {r["name"] for r in duplicates}
+
+
+def test_a_failed_trial_is_one_line_without_optunas_traceback(first_run, tmp_path, capfd):
+    experiment = search_experiment("fails", trials=2, space=CHEAP_SPACE)
+    experiment = config.parse(
+        {**experiment.to_dict(), "measure": {**MEASURE, "memory_limit_mb": 1}}
+    )  # nothing runs in 1 MB: every trial fails to fit
+    reuse_baseline(first_run, RunFolder(tmp_path, "fails"))
+    said: list[str] = []
+    run_search(experiment, str(tmp_path), say=said.append, show_progress=False)
+    trial_lines = [line for line in said if line.startswith("[trial ") and "building" not in line]
+    assert len(trial_lines) == 2 and all("1 MB" in line for line in trial_lines), trial_lines
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Trial 0 failed" not in err
+
+
 def test_clustering_is_a_search_dimension():
     from edgeslim.compress import resolve
     from edgeslim.search import suggest

@@ -108,15 +108,26 @@ def constraint_values(record: dict[str, Any], budget: Budget) -> list[float]:
     return values
 
 
-def sampler_for(search: SearchConfig) -> optuna.samplers.BaseSampler:
+def sampler_seed(search: SearchConfig, trials_so_far: int, salt: int = 0) -> int:
+    """The file's seed mixed with how many trials the study already holds: a rerun (or a
+    worker joining later) continues the sequence instead of replaying it from the start,
+    and the same file run the same way still gives the same trials. ``salt`` tells apart
+    workers that join at the same moment."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([search.seed, trials_so_far, salt]).generate_state(1)[0])
+
+
+def sampler_for(search: SearchConfig, seed: int | None = None) -> optuna.samplers.BaseSampler:
     """Seeded samplers; NSGA-II and TPE read the budget from each trial's constraints."""
     import optuna
 
+    seed = search.seed if seed is None else seed
     if search.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=search.population, seed=search.seed)
+        return optuna.samplers.NSGAIISampler(population_size=search.population, seed=seed)
     if search.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=search.seed)
-    return optuna.samplers.RandomSampler(seed=search.seed)
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def redact(url: str) -> str:
@@ -205,6 +216,14 @@ class Trials:
         recipe = suggest(trial, self.search.space, self.student)
         name = TRIAL_NAME.format(trial.number)
         label = f"[trial {trial.number + 1}/{self.until}] {name}"
+        earlier = same_settings(trial)
+        if earlier is not None:  # nothing new to learn: say so, and build nothing
+            source = TRIAL_NAME.format(earlier)
+            duplicate = {"name": name, "trial": trial.number, "params": trial.params}
+            duplicate.update(requested=recipe, status="duplicate", duplicate_of=source)
+            trial.set_user_attr("record", duplicate)
+            self.runner.say(f"{label}: the same settings as {source}; not built again")
+            raise optuna.TrialPruned(f"the same settings as {source}")
         try:
             plan = validate(self.runner.base, recipe, self.runner.data, name)
         except ConfigError as exc:  # a sampled combination the model cannot take
@@ -231,17 +250,32 @@ class Trials:
         return [float(record[metric]) for metric in self.experiment.config.objectives]
 
 
-def load_study(storage, experiment: Experiment, search: SearchConfig) -> optuna.Study:
+def same_settings(trial: optuna.Trial) -> int | None:
+    """The number of an earlier trial (finished, failed or running) with this one's settings."""
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)
+    for other in trial.study.get_trials(deepcopy=False, states=states):
+        if other.number < trial.number and other.params == trial.params:
+            return other.number
+    return None
+
+
+def load_study(
+    storage, experiment: Experiment, search: SearchConfig, salt: int = 0
+) -> optuna.Study:
+    """The experiment's study, its sampler seeded from the trials it already holds."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(
         storage=storage,
         study_name=experiment.config.name,
         directions=directions(experiment),
-        sampler=sampler_for(search),
         load_if_exists=True,
     )
+    study.sampler = sampler_for(search, sampler_seed(search, len(study.trials), salt))
+    return study
 
 
 def work(
@@ -259,9 +293,11 @@ def work(
 ) -> int:
     """Run trials of the study until it has ``until`` (default: the study's own target);
     returns how many this worker finished. The coordinator passes its own runner and study."""
+    import optuna
+
     search: SearchConfig = experiment.config.search  # type: ignore[assignment]
-    if study is None:
-        study = load_study(open_storage(storage_url, search), experiment, search)
+    if study is None:  # a worker: salted, so workers that join together do not sample alike
+        study = load_study(open_storage(storage_url, search), experiment, search, os.getpid())
     until = until if until is not None else int(study.user_attrs.get("until", 0))
     folder = RunFolder(runs_dir, experiment.config.name)
     folder.create()
@@ -274,6 +310,9 @@ def work(
     trials = Trials(experiment, runner, until)
     # the coordinator's own trials reach its run folder the moment they finish
     callbacks = [lambda study, _trial: sync(study, folder)] if record_here else []
+    # each trial says its own outcome in one line (``say``); Optuna's warnings would repeat a
+    # failed trial, or an interrupt, with a whole traceback
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     with warnings_quiet():
         study.optimize(
             trials,
