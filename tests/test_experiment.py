@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import yaml
 
 import edgeslim as es
 from edgeslim import config
-from edgeslim.errors import RunLockedError
+from edgeslim.errors import DiskFullError, RunLockedError
 from edgeslim.results import RunFolder
 from tests.experiments import MEASURE, experiment_dict, reuse_baseline
 
@@ -166,3 +167,67 @@ def test_killing_a_run_halfway_loses_nothing_and_the_rerun_completes_it(first_ru
     assert set(names) == {"baseline", "int8-static", "sparse-sparsity-0.5", "sparse-sparsity-0.9"}
     assert final[: len(kept)] == kept  # the records written before the kill are untouched
     assert all(r["status"] == "ok" for r in final)
+
+
+def interrupted_build(name: str, step_file: bool = False):
+    """A build of ``name`` that leaves a step file and then fails as ``fail()`` says."""
+    from edgeslim.experiment import Runner
+
+    real = Runner.build
+
+    def build(self, base, candidate, plan, fail):
+        if candidate != name:
+            return real(self, base, candidate, plan)
+        (self.folder.artifacts / f"{candidate}.step0.onnx").write_bytes(b"half a model")
+        fail()
+
+    return lambda fail: lambda self, base, candidate, plan: build(self, base, candidate, plan, fail)
+
+
+def test_ctrl_c_that_a_library_turns_into_its_own_error_stops_the_run(
+    first_run, tmp_path, monkeypatch
+):
+    """torch.export reports Ctrl-C in the middle of an export as 'Failed to export the model':
+    recorded as the candidate's failure, it would be skipped on every rerun (and the exporter,
+    left half way, failed every later candidate too)."""
+    from edgeslim.experiment import Runner
+
+    def ctrl_c_reported_as_a_failure():
+        try:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C, while the library works
+        except KeyboardInterrupt:
+            raise RuntimeError("Failed to export the model with torch.export") from None
+
+    folder = reuse_baseline(first_run, RunFolder(tmp_path, "wrapped"))
+    build = interrupted_build("int8-static")(ctrl_c_reported_as_a_failure)
+    monkeypatch.setattr(Runner, "build", build)
+    exp = config.parse(experiment_dict("wrapped", candidates=["int8-static", "fp16"]))
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        es.run(exp, tmp_path, say=lambda _: None, show_progress=False)
+    assert signal.getsignal(signal.SIGINT) is before  # the run's handler is gone again
+    assert [r["name"] for r in folder.read()] == ["baseline"]  # no failed int8-static record
+    assert list(folder.artifacts.glob("int8-static*")) == []  # nor its half-built file
+    monkeypatch.undo()
+    outcome = es.run(exp, tmp_path, say=lambda _: None, show_progress=False)
+    assert outcome.redone == ["int8-static", "fp16"]  # the baseline is kept
+    assert all(r["status"] == "ok" for r in outcome.records)
+
+
+def test_a_full_disk_while_building_stops_the_run_in_one_line(first_run, tmp_path, monkeypatch):
+    from edgeslim.experiment import Runner
+
+    def disk_full():
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what onnx.save raises
+
+    folder = reuse_baseline(first_run, RunFolder(tmp_path, "full"))
+    monkeypatch.setattr(Runner, "build", interrupted_build("fp16")(disk_full))
+    exp = config.parse(experiment_dict("full", candidates=["int8-static", "fp16"]))
+    with pytest.raises(DiskFullError) as caught:
+        es.run(exp, tmp_path, say=lambda _: None, show_progress=False)
+    message = str(caught.value)
+    assert message.startswith(f"disk full at {folder.artifacts} while building fp16 (")
+    assert message.endswith(f"every finished candidate is kept in {folder.results}")
+    assert "\n" not in message
+    assert [r["name"] for r in folder.read()] == ["baseline", "int8-static"]  # fp16: not failed
+    assert list(folder.artifacts.glob("fp16*")) == []

@@ -1,17 +1,26 @@
 """Fault injection: bad inputs, crashing and hanging measurements, a full disk, malicious files,
-and a run killed at random points. Each case checks the clear error *and* that the results
-written before it are intact. The counts in the README's reliability table come from here."""
+a run killed at random points and one interrupted by Ctrl-C. Each case checks the clear error
+*and* that the results written before it are intact. The counts in the README's reliability
+table come from here."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import queue
 import random
+import re
+import resource
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
+import weakref
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -21,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import edgeslim as es
-from edgeslim import config
+from edgeslim import config, interrupts
 from edgeslim.data import load
 from edgeslim.errors import ConfigError, DataError, UntrustedFileError
 from edgeslim.results import RunFolder
@@ -30,6 +39,7 @@ from tests.experiments import MEASURE, experiment_dict, reuse_baseline
 CONFIG_EXAMPLES = 300
 DATA_EXAMPLES = 150
 KILLS = 20
+INTERRUPTS = 12
 
 # --- bad input: property-based ----------------------------------------------------------
 
@@ -179,16 +189,134 @@ def test_a_full_disk_fails_the_write_loudly_and_keeps_what_was_there(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode != 0
-    assert "File too large" in done.stderr or "short write" in done.stderr
-    assert folder.results.read_bytes().startswith(before)
-    with warnings.catch_warnings(record=True):
-        warnings.simplefilter("always")
+    assert "DiskFullError: disk full at" in done.stderr and "ulimit -f" in done.stderr
+    assert folder.results.read_bytes() == before  # the 40 bytes that fitted were taken back
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no damaged line to skip
         names = [r["name"] for r in folder.read()]
-    assert names == ["c0", "c1", "c2"]  # the partial line is skipped, nothing earlier lost
+    assert names == ["c0", "c1", "c2"]
     folder.append({"name": "after", "status": "ok"})  # and the file is still usable
-    with warnings.catch_warnings(record=True):
-        warnings.simplefilter("always")
-        assert [r["name"] for r in folder.read()][-1] == "after"
+    assert [r["name"] for r in RunFolder(tmp_path, "full").read()][-1] == "after"
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """Mount a tmpfs of the size asked for (``tiny_disk(\"256k\")``); ``resize`` frees space."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        folder = tmp_path / f"disk-{len(mounted)}"
+        folder.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+            capture_output=True,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def resize(folder: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(folder)], check=True)
+
+
+def cli_run(exp_file: Path, runs: Path) -> list[str]:
+    return [sys.executable, "-m", "edgeslim.cli", "run", str(exp_file), "--runs", str(runs)]
+
+
+def intact(folder: RunFolder) -> list[dict]:
+    """Every record, with no damaged line among them (a warning would be an error here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return RunFolder(folder.root, folder.name).read()
+
+
+def leftovers(root: Path) -> list[Path]:
+    """Temporary files nobody will finish: ``.NAME.PID.part``, ``.NAME.compact``."""
+    return [p for p in root.rglob(".*") if p.name.endswith((".part", ".compact"))]
+
+
+def disk_full_case(first_run, tmp_path, runs: Path, name: str, limit=None):
+    """A run of three candidates on a disk too small for it, then a rerun with room."""
+    exp = experiment_dict(name, candidates=["int8-static", "fp16"])
+    exp_file = tmp_path / f"{name}.yaml"
+    exp_file.write_text(yaml.safe_dump(exp))
+    folder = reuse_baseline(first_run, RunFolder(runs, name))
+    folder.append({"name": "earlier", "status": "ok", "accuracy": 0.5})
+    before = folder.results.read_bytes()
+
+    def fsize():  # in the child: the file size limit, as `ulimit -f` sets it
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    full = subprocess.run(
+        cli_run(exp_file, runs),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=fsize if limit else None,
+    )
+    errors = [line for line in full.stderr.splitlines() if line.startswith("error:")]
+    assert full.returncode == 2, full.stderr
+    assert len(errors) == 1 and "Traceback" not in full.stderr, full.stderr
+    assert re.match(rf"error: disk full at {re.escape(str(folder.path))}/", errors[0]), errors
+    assert f"every finished candidate is kept in {folder.results}" in errors[0]
+    assert leftovers(runs) == []
+    for artifact in folder.artifacts.glob("*.onnx"):  # what is there is whole
+        onnx.checker.check_model(str(artifact))
+    kept = intact(folder)
+    assert folder.results.read_bytes().startswith(before)
+    return exp_file, folder, kept, errors[0]
+
+
+def rerun_completes(exp_file: Path, folder: RunFolder, kept: list[dict]) -> None:
+    done = subprocess.run(
+        cli_run(exp_file, folder.root), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    final = intact(folder)
+    assert {r["checksum"] for r in kept} <= {r["checksum"] for r in final}  # nothing lost
+    names = [r["name"] for r in final]
+    assert sorted(names) == sorted({"earlier", "baseline", "int8-static", "fp16"})  # once each
+    for record in kept:
+        if record["name"] != "earlier":
+            assert f"{record['name']}: already ok, kept" in done.stdout
+    assert leftovers(folder.root) == []
+
+
+@pytest.mark.parametrize(
+    "size, where",
+    [
+        ("160k", "artifacts while building baseline ("),  # its export does not fit
+        ("256k", "artifacts while building "),  # a quantized candidate's file does not fit
+    ],
+)
+def test_a_full_disk_ends_the_run_in_one_line_and_a_rerun_with_room_completes(
+    first_run, tmp_path, tiny_disk, size, where
+):
+    disk = tiny_disk(size)
+    exp_file, folder, kept, error = disk_full_case(first_run, tmp_path, disk, "full")
+    assert where in error
+    resize(disk, "64m")  # space freed
+    rerun_completes(exp_file, folder, kept)
+
+
+def test_the_file_size_limit_ends_the_run_in_one_line_and_a_rerun_without_it_completes(
+    first_run, tmp_path
+):
+    """``ulimit -f``: EFBIG, where SIGXFSZ would otherwise kill the run without a word."""
+    runs = tmp_path / "runs"
+    exp_file, folder, kept, error = disk_full_case(
+        first_run, tmp_path, runs, "fsize", limit=1_000_000
+    )
+    # every candidate fits under the limit; the 5 MB report does not
+    assert "report.html (the file size limit (ulimit -f) was reached)" in error
+    assert {r["name"] for r in kept} == {"earlier", "baseline", "int8-static", "fp16"}
+    rerun_completes(exp_file, folder, kept)
 
 
 # --- a run killed at random points ----------------------------------------------------------
@@ -240,6 +368,168 @@ def test_a_run_killed_at_random_points_ends_with_every_candidate_measured_once(f
     assert lost == set()  # no record ever written was lost
     assert all(r["status"] == "ok" for r in final)
     json.dumps(final)  # and the file holds plain JSON
+
+
+# --- Ctrl-C -----------------------------------------------------------------------------------
+
+
+class Finalized:
+    """Ctrl-C pressed while the garbage collector runs a destructor (as it does for ONNX
+    Runtime's quantizer): a KeyboardInterrupt raised there would be printed and ignored."""
+
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)
+
+
+class Plain:
+    pass
+
+
+def collected_with_a_finalizer() -> None:
+    """The same in a weak-reference callback (WeakValueDictionary's, in the report of #26)."""
+    thing = Plain()
+    weakref.finalize(thing, signal.raise_signal, signal.SIGINT)
+    del thing
+
+
+@pytest.mark.parametrize("where", ["__del__", "weakref callback"])
+def test_ctrl_c_inside_a_finalizer_is_not_lost(monkeypatch, where):
+    ignored = []
+    monkeypatch.setattr(sys, "unraisablehook", ignored.append)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), interrupts.handled():
+        if where == "__del__":
+            Finalized()  # freed at once: its __del__ gets the signal
+        else:
+            collected_with_a_finalizer()
+        assert interrupts.requested() and ignored == []  # recorded, not raised into the void
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()  # the next safe point raises it
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # and ordinary code gets it a moment later
+            time.sleep(0.01)
+        raise AssertionError("the interrupt was never delivered again")
+    assert ignored == []
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_an_interrupt_that_a_library_swallows_is_raised_at_the_next_check():
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGXFSZ)
+    with pytest.raises(KeyboardInterrupt), interrupts.handled():
+        assert signal.getsignal(signal.SIGXFSZ) == signal.SIG_IGN  # EFBIG, not death
+        with contextlib.suppress(KeyboardInterrupt):  # a library's broad except
+            signal.raise_signal(signal.SIGINT)
+        assert interrupts.requested()
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()
+        # nothing checks again before the end of the block: its end raises it
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGXFSZ)) == before
+    assert not interrupts.requested()
+    interrupts.check()  # outside a block: nothing pending
+
+
+RECORD_LINE = re.compile(r"^\[\d+/\d+\] \S+: (accuracy|FAILED|does not fit|already)")
+
+
+def lines_of(stream, into: queue.Queue) -> None:
+    for line in stream:
+        into.put(line.rstrip("\n"))
+    into.put(None)
+
+
+def test_ctrl_c_always_stops_a_run_in_one_line_and_the_rerun_resumes(first_run, tmp_path):
+    """SIGINT at random moments (while the baseline is measured, mid-build, right after a
+    record), to the run alone or to its whole process group as a terminal's Ctrl-C does."""
+    exp = experiment_dict("ctrl-c")
+    exp["candidates"] = [
+        {
+            "name": "q",
+            "recipe": [{"quantize": {"kind": "static-int8"}}],
+            "grid": {
+                "quantize.calibration_method": ["minmax", "entropy", "percentile"],
+                "quantize.calibration_samples": [64, 256],
+            },
+        },
+        "fp16",
+        "int8-dynamic",
+    ]
+    exp_file = tmp_path / "exp.yaml"
+    exp_file.write_text(yaml.safe_dump(exp))
+    folder = reuse_baseline(first_run, RunFolder(tmp_path / "runs", "ctrl-c"))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    moments = {  # the line after which to wait, and how long
+        "baseline": ("weights reused", 2.0),
+        "building": (": building", 1.5),
+        "record": (RECORD_LINE, 0.3),
+    }
+    rng = random.Random(0)
+    seen: dict[str, str] = {}
+    tries, outcomes = 0, []
+    deadline = time.monotonic() + 400
+    while tries < INTERRUPTS and time.monotonic() < deadline:
+        moment = list(moments)[tries % len(moments)]
+        trigger, wait = moments[moment]
+        group = tries % 2 == 0  # Ctrl-C in a terminal reaches the measuring process too
+        stderr = tmp_path / f"stderr-{tries}.txt"
+        with open(stderr, "w") as err:
+            proc = subprocess.Popen(
+                cli_run(exp_file, folder.root),
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                env=env,
+                start_new_session=True,
+                # as in a terminal: Ctrl-C interrupts (a background job inherits SIGINT ignored)
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            )
+        said: queue.Queue = queue.Queue()
+        threading.Thread(target=lines_of, args=(proc.stdout, said), daemon=True).start()
+        out = []
+        while (line := said.get(timeout=120)) is not None:
+            out.append(line)
+            if trigger.search(line) if isinstance(trigger, re.Pattern) else trigger in line:
+                break
+        time.sleep(rng.uniform(0, wait))
+        if line is None or proc.poll() is not None:  # finished first: not a try
+            proc.wait()
+            break
+        if group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+        tries += 1
+        code = proc.wait(timeout=120)
+        while (line := said.get(timeout=30)) is not None:
+            out.append(line)
+        text = stderr.read_text()
+        mid_build = ": building" in out[-1]
+        clean = (
+            code == 130
+            and "interrupted: every finished candidate is kept" in text
+            and "Exception ignored" not in text
+            and "Traceback" not in text
+        )
+        outcomes.append((moment, "group" if group else "run", mid_build, code, clean, text))
+        for record in intact(folder):
+            seen[record["checksum"]] = record["name"]
+    failures = [o for o in outcomes if not o[4]]
+    assert failures == [], failures
+    assert tries == INTERRUPTS, outcomes
+    assert sum(o[2] for o in outcomes) >= 3, outcomes  # several landed mid-build
+    done = subprocess.run(cli_run(exp_file, folder.root), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    final = intact(folder)
+    assert set(seen) <= {r["checksum"] for r in final}  # no record ever written was lost
+    names = [r["name"] for r in final]
+    assert sorted(names) == sorted({"baseline", *exp_candidates(exp)})  # each done once
+    for name in set(seen.values()):
+        assert f"{name}: already ok, kept" in done.stdout  # not redone
+    print(f"{tries} interrupts, {len(outcomes) - len(failures)} stopped cleanly, "
+          f"{sum(o[2] for o in outcomes)} mid-build")  # fmt: skip
+
+
+def exp_candidates(exp: dict) -> set[str]:
+    return set(config.parse(exp).recipes)
 
 
 # --- models the measurement cannot take, and ones it must ------------------------------------

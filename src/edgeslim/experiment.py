@@ -3,13 +3,21 @@
 Every candidate's record is appended to ``results.jsonl`` the moment it is measured (or fails),
 so stopping a run loses at most the candidate in progress; running again skips every candidate
 whose record matches its current recipe and measurement settings (its ``spec_hash``).
+
+Two things stop a run instead of becoming a candidate's ``failed`` record, since they are not the
+candidate's fault and a rerun must redo it: Ctrl-C (``KeyboardInterrupt``, checked again at safe
+points in case a library swallowed it, see ``interrupts``) and a disk that fills up
+(``DiskFullError``, one line naming the file). Either way the unfinished candidate's files are
+removed and every finished record is kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
-import os
+import re
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -17,11 +25,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgeslim import __version__
+from edgeslim import __version__, interrupts
 from edgeslim.config import Experiment
-from edgeslim.errors import ConfigError, DoesNotFit, EdgeslimError
+from edgeslim.errors import ConfigError, DiskFullError, DoesNotFit, EdgeslimError
 from edgeslim.progress import spinner
-from edgeslim.results import RunFolder, write_atomic
+from edgeslim.results import (
+    TRY_AGAIN,
+    RunFolder,
+    as_disk_full,
+    no_room,
+    write_atomic,
+    writing,
+)
 from edgeslim.runtimes import runtime as engine
 from edgeslim.select import Selection
 from edgeslim.tasks import task_of
@@ -137,9 +152,13 @@ class Runner:
             return Candidate("baseline", recipe=(step,), model=model.eval())
         self.say(f"baseline: training {self.config.model} for {self.config.train.epochs} epochs")
         candidate = train(model, self.data, show_progress=self.show_progress, **train_settings)
-        partial = cache.with_name(f".{cache.name}.{os.getpid()}.part")  # workers may race
-        torch.save(candidate.model.state_dict(), partial)
-        partial.replace(cache)
+        interrupts.check()
+        # serialized here, written by write_atomic: workers may race for the file, and a full
+        # disk is a DiskFullError naming the bytes needed (torch's own writer only says
+        # "unexpected pos"), with no partial file left behind
+        buffer = io.BytesIO()
+        torch.save(candidate.model.state_dict(), buffer)
+        write_atomic(cache, buffer.getvalue())
         return candidate
 
     def trainable(self) -> bool:
@@ -210,6 +229,33 @@ class Runner:
             ),
         )
 
+    def discard(self, name: str, runtime: str | None = None) -> None:
+        """Remove what an unfinished build of ``name`` (or its conversion for ``runtime``) left
+        in ``artifacts/``: step files and temporary files. Its final ``NAME.onnx`` is only ever
+        replaced whole, so an earlier, finished one stays."""
+        own = re.escape(name)
+        if runtime is None:
+            pattern = rf"{own}\.step\d+\.onnx(\.data.*)?|\.{own}\..*\.(compact|part)"
+        else:
+            pattern = rf"{own}\.{re.escape(runtime)}\..+"
+        matcher = re.compile(pattern)
+        for path in self.folder.artifacts.glob("*"):
+            if matcher.fullmatch(path.name):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def stop_for(self, exc: Exception, name: str, runtime: str | None = None) -> None:
+        """Raise what must stop the run rather than fail one candidate: Ctrl-C that a library
+        turned into another error or swallowed, and a full disk."""
+        if isinstance(exc, DiskFullError):  # said already, by the write that failed
+            self.discard(name, runtime)
+            raise exc
+        if no_room(exc):
+            self.discard(name, runtime)  # first, so the space it held counts as free
+            during = f"building {name}" if runtime is None else f"measuring {name} on {runtime}"
+            raise as_disk_full(exc, self.folder.artifacts, during=during) from exc
+        interrupts.check()
+
     def failure(
         self, name: str, runtime: str, spec: str, recipe: list, stage: str, exc: BaseException
     ) -> dict[str, Any]:
@@ -255,6 +301,7 @@ class Runner:
         from edgeslim.export import export
 
         started = time.perf_counter()
+        interrupts.check()
         try:
             if plan is None:  # the baseline itself
                 candidate = self.base
@@ -266,13 +313,17 @@ class Runner:
                 self.say(f"{label}: building ({' -> '.join(next(iter(s)) for s in recipe)})")
                 candidate = self.build(self.base, name, plan)
         except (KeyboardInterrupt, SystemExit):
+            self.discard(name)
             raise
         except Exception as exc:  # one candidate failing must not stop the others
+            self.discard(name)
+            self.stop_for(exc, name)
             for runtime in runtimes:
                 spec = self.spec_hash(recipe, runtime)
                 yield jsonable(self.failure(name, runtime, spec, recipe, "build", exc))
             return
         for runtime in runtimes:
+            interrupts.check()  # after the build, before each measurement
             spec = self.spec_hash(recipe, runtime)
             record_name = self.experiment.record_name(name, runtime)
             where = f" on {runtime}" if len(self.experiment.runtimes) > 1 else ""
@@ -282,6 +333,7 @@ class Runner:
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as exc:
+                self.stop_for(exc, name, runtime)
                 record = jsonable(self.failure(name, runtime, spec, recipe, "measure", exc))
             yield record  # after the spinner: the caller writes and reports it
             started = time.perf_counter()
@@ -325,6 +377,7 @@ class Runner:
             *((n, r, plans[n]) for n, r in self.experiment.recipes.items()),
         ]
         for number, (name, recipe, plan) in enumerate(work, start=1):
+            interrupts.check()
             label = f"[{number}/{len(work)}] {name}"
             pending = []
             for runtime in self.experiment.runtimes:
@@ -383,7 +436,13 @@ def run(
 ) -> RunOutcome:
     """Build, measure and rank every candidate of ``experiment`` in ``runs_dir/NAME``."""
     folder = RunFolder(runs_dir, experiment.config.name)
-    with folder.lock():
-        if not experiment.recipes:
-            say("no candidates given: measuring the baseline only")
-        return Runner(experiment, folder, say, show_progress, retry_failed).run()
+    try:
+        with writing(folder.path), folder.lock(), interrupts.handled():
+            if not experiment.recipes:
+                say("no candidates given: measuring the baseline only")
+            return Runner(experiment, folder, say, show_progress, retry_failed).run()
+    except DiskFullError as exc:  # one line: what ran out, and that nothing finished is lost
+        raise DiskFullError(
+            f"{str(exc).removesuffix(TRY_AGAIN)}; free some space and run the same command "
+            f"again: every finished candidate is kept in {folder.results}"
+        ) from exc.__cause__

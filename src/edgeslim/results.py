@@ -89,10 +89,14 @@ def no_room(exc: BaseException) -> tuple[int, str | None] | None:
 
 
 def disk_full(
-    where: Path, needed: int | None = None, code: int = errno.ENOSPC, file: str | None = None
+    where: Path,
+    needed: int | None = None,
+    code: int = errno.ENOSPC,
+    file: str | None = None,
+    during: str = "",
 ) -> DiskFullError:
     """The one line for a write to ``where`` (or ``file``, where the error named one) that ran
-    out of room: what it needed and what is free, when that is known."""
+    out of room ``during`` some work: what it needed and what is free, when that is known."""
     path = Path(file) if file and not PARTIAL.match(Path(file).name) else where
     facts = [NO_ROOM[code]] if NO_ROOM.get(code) else []
     free = free_bytes(path) if code == errno.ENOSPC else None
@@ -101,11 +105,12 @@ def disk_full(
     if free is not None:
         facts.append(f"{size_text(free)} free")
     detail = f" ({', '.join(facts)})" if facts else ""
-    return DiskFullError(f"disk full at {path}{detail}{TRY_AGAIN}")
+    during = f" while {during}" if during else ""
+    return DiskFullError(f"disk full at {path}{during}{detail}{TRY_AGAIN}")
 
 
 def as_disk_full(
-    exc: BaseException, where: Path, needed: int | None = None
+    exc: BaseException, where: Path, needed: int | None = None, during: str = ""
 ) -> DiskFullError | None:
     """``exc`` as a ``DiskFullError`` when it is a write that ran out of room, else None."""
     if isinstance(exc, DiskFullError):
@@ -114,7 +119,7 @@ def as_disk_full(
     if found is None:
         return None
     code, file = found
-    return disk_full(where, needed, code, file)
+    return disk_full(where, needed, code, file, during)
 
 
 @contextlib.contextmanager
