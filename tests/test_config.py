@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeslim import config
+from edgeslim import config, yamlfiles
 from edgeslim.demo import DEMO
 from edgeslim.devices import DEVICES
 from edgeslim.errors import ConfigError
@@ -213,7 +213,7 @@ def test_hostile_yaml_is_refused_before_it_expands(case, tmp_path):
 
 def test_a_file_past_the_size_limit_is_refused_unread(tmp_path):
     big = tmp_path / "big.yaml"
-    big.write_text("name: t\nmodel: small-cnn\nx: [" + "0," * config.MAX_FILE_BYTES + "0]\n")
+    big.write_text("name: t\nmodel: small-cnn\nx: [" + "0," * yamlfiles.MAX_FILE_BYTES + "0]\n")
     with pytest.raises(ConfigError, match=r"too large for an experiment file \(over 256 KB\)"):
         config.load(big)
     with pytest.raises(ConfigError, match="too large"):  # a device that never ends
@@ -302,3 +302,20 @@ def test_messages_hold_a_cut_value_never_a_whole_one():
         config.parse(raw)
     message = str(info.value)
     assert len(message) < 2000 and "more" in message and "..." in message, message
+
+
+def test_a_hostile_devices_file_is_refused_like_an_experiment_file(tmp_path, monkeypatch):
+    """The devices file is YAML a user edits by hand: the same bounds hold for it."""
+    from edgeslim.boards.registry import boards
+
+    bomb = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for level in "bcdefghi":
+        previous = chr(ord(level) - 1)
+        bomb.append(f"{level}: &{level} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    devices = tmp_path / "devices.yaml"
+    devices.write_text("\n".join(bomb) + "\n")
+    with pytest.raises(ConfigError, match="devices.yaml:.*expands to over.*a devices file"):
+        boards(devices)
+    devices.write_text("pi: {ssh: pi@host}\n  bad: [\n")
+    with pytest.raises(ConfigError, match=r"devices.yaml:\d+:\d+: not valid YAML"):
+        boards(devices)

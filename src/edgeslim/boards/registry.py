@@ -20,11 +20,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from edgeslim.boards.board import Board, BoardConfig
 from edgeslim.errors import ConfigError, describe_validation
+from edgeslim.yamlfiles import load_file
 
 
 def devices_file() -> Path:
@@ -46,10 +46,7 @@ def boards(path: Path | None = None) -> dict[str, BoardConfig]:
     path = path or devices_file()
     if not path.exists():
         return {}
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    raw = load_file(path, "devices file") or {}
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
         raise ConfigError(f"{path}: expected board names, each with its settings (ssh: ...)")
     return {

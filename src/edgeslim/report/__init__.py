@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from edgeslim.errors import ConfigError, kind_of
 from edgeslim.results import RunFolder, write_atomic
 from edgeslim.select import Selection, select
+from edgeslim.yamlfiles import read_bounded
 
 if TYPE_CHECKING:
     from edgeslim.config import Experiment
@@ -41,7 +42,7 @@ def write_reports(
 
 def report(run_dir: str | Path) -> tuple[Selection, dict[str, Path]]:
     """Rebuild ``report.html`` and ``report.md`` of a run folder from its records."""
-    from edgeslim.config import parse, read_bounded
+    from edgeslim.config import parse
 
     path = Path(os.path.abspath(run_dir))  # ``.`` and ``runs/t/..`` name a folder too
     try:
