@@ -289,6 +289,52 @@ def test_a_failed_trial_is_one_line_without_optunas_traceback(first_run, tmp_pat
     assert "Traceback" not in err and "Trial 0 failed" not in err
 
 
+def test_ctrl_c_during_a_trial_stops_the_search_in_one_line_and_a_rerun_goes_on(
+    first_run, tmp_path
+):
+    """Ctrl-C mid-build, to the whole process group as a terminal sends it: the clean message
+    (no Optuna traceback), exit 130; the rerun finishes the study."""
+    import yaml
+
+    experiment = search_experiment("ctrl-c", trials=3, space=CHEAP_SPACE)
+    folder = reuse_baseline(first_run, RunFolder(tmp_path / "runs", "ctrl-c"))
+    spec = tmp_path / "search.yaml"
+    spec.write_text(yaml.safe_dump(experiment.to_dict()))
+    command = [
+        sys.executable,
+        "-m",
+        "edgeslim.cli",
+        "search",
+        str(spec),
+        "--runs",
+        str(folder.root),
+    ]
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    for line in proc.stdout:
+        if "[trial 1/3]" in line and "building" in line:
+            break
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines() == [
+        "interrupted: finished trials are kept in the study; run again to go on"
+    ], err[-3000:]
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    storage = open_storage(f"sqlite:///{folder.path / 'search.db'}", experiment.config.search)
+    states = [t.state for t in optuna.load_study(study_name="ctrl-c", storage=storage).trials]
+    assert states.count(TrialState.COMPLETE) >= 3, states
+
+
 def test_clustering_is_a_search_dimension():
     from edgeslim.compress import resolve
     from edgeslim.search import suggest

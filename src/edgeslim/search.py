@@ -20,12 +20,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from edgeslim import interrupts
 from edgeslim.budget import Budget
 from edgeslim.config import Experiment, SearchConfig, SpaceConfig
 from edgeslim.errors import ConfigError
 from edgeslim.experiment import Runner, describe, jsonable
 from edgeslim.figures import is_figure
-from edgeslim.results import RunFolder
+from edgeslim.results import RunFolder, writing
 
 if TYPE_CHECKING:
     import optuna
@@ -465,7 +466,8 @@ def run_search(
             "search on one, then `edgeslim run` the front on the others"
         )
     folder = RunFolder(runs_dir, experiment.config.name)
-    with folder.lock():
+    # Ctrl-C stops the search at the next safe point even when a library swallows it
+    with writing(folder.path), folder.lock(), interrupts.handled():
         folder.create()
         url = storage or f"sqlite:///{(folder.path / 'search.db').resolve()}"
         study = load_study(open_storage(url, search), experiment, search)
