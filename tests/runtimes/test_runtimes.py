@@ -181,3 +181,42 @@ def test_an_unknown_runtime_is_a_config_error_everywhere(small_cnn_onnx):
     )
     assert out.returncode == 2 and out.stderr.startswith("error: "), out.stderr
     assert "unknown runtime 'tflite'" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("name", ["litert", "tflite-micro"])
+def test_a_full_integer_model_is_timed_on_samples_quantized_before_the_clock(
+    name, records, digits, monkeypatch
+):
+    """The timed call is the runtime's own set-invoke-get on an INT8 sample quantized once,
+    as a device does it in C; numpy's quantization is never inside the timed loop."""
+    require(name)
+    import importlib
+
+    from edgeslim.measure.latency import latency
+    from edgeslim.measure.runtime import RuntimeContext
+
+    module = importlib.import_module(RUNTIMES[name].module)
+    quantized = []
+    original = module.to_input
+
+    def counting(x, *fmt):
+        quantized.append(x.dtype)
+        return original(x, *fmt)
+
+    monkeypatch.setattr(module, "to_input", counting)
+    record = records[name, "int8"]
+    settings = {**QUICK.to_dict(), "runtime": name, "runs": 50, "min_runs": 50}
+    ctx = RuntimeContext(record["measured_with"]["model_file"], digits.test.x, digits.test.y,
+                         settings)  # fmt: skip
+    figures = latency(ctx)
+    assert ctx.info["latency_runs"] == 50 and figures["latency_p50_ms"] > 0
+    assert quantized == [np.float32]  # once, before timing; not once per timed call
+    session = ctx.session()
+    x = digits.test.x[:1]
+    prepared = session.prepared({session.input_name: x})[session.input_name]
+    assert prepared.dtype == np.int8  # a full-integer model's input
+    (raw,) = session.run_prepared(None, {session.input_name: prepared})
+    (dequantized,) = session.run(None, {session.input_name: x})
+    assert raw.dtype == np.int8 and dequantized.dtype == np.float32
+    np.testing.assert_allclose(dequantized, (raw.astype(np.float32) - session.output_scale[1])
+                               * session.output_scale[0])  # fmt: skip

@@ -3,6 +3,13 @@
 Kept import-light like ``edgeslim.measure``: the worker imports only the runtime it runs.
 """
 
-from edgeslim.runtimes.registry import RUNTIMES, Runtime, Session, fixed_batch, runtime
+from edgeslim.runtimes.registry import (
+    RUNTIMES,
+    Runtime,
+    Session,
+    fixed_batch,
+    runtime,
+    timed_call,
+)
 
-__all__ = ["RUNTIMES", "Runtime", "Session", "fixed_batch", "runtime"]
+__all__ = ["RUNTIMES", "Runtime", "Session", "fixed_batch", "runtime", "timed_call"]

@@ -29,6 +29,19 @@ class Session(Protocol):
     run: Callable[[Sequence[str] | None, dict[str, np.ndarray]], list[np.ndarray]]
 
 
+def timed_call(
+    session: Session, feed: dict[str, np.ndarray]
+) -> tuple[Callable[[Sequence[str] | None, dict[str, np.ndarray]], list], dict[str, np.ndarray]]:
+    """What the timing loops call, and on what: the runtime's own call on a feed already in the
+    model's input format. A session that converts inputs on the way (a full-integer .tflite
+    quantizes a float sample) offers ``prepared`` and ``run_prepared``, so the conversion is
+    done once, before timing, as a device does it in C; for the rest ``run`` is the bare call."""
+    run_prepared = getattr(session, "run_prepared", None)
+    if run_prepared is None:
+        return session.run, feed
+    return run_prepared, session.prepared(feed)
+
+
 def fixed_batch(session: Session) -> int | None:
     """The batch size the model insists on (1 for converted .tflite/.pte files), or None if
     any batch size runs."""
