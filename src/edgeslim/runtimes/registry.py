@@ -33,9 +33,10 @@ def timed_call(
     session: Session, feed: dict[str, np.ndarray]
 ) -> tuple[Callable[[Sequence[str] | None, dict[str, np.ndarray]], list], dict[str, np.ndarray]]:
     """What the timing loops call, and on what: the runtime's own call on a feed already in the
-    model's input format. A session that converts inputs on the way (a full-integer .tflite
-    quantizes a float sample) offers ``prepared`` and ``run_prepared``, so the conversion is
-    done once, before timing, as a device does it in C; for the rest ``run`` is the bare call."""
+    model's input format. A session whose ``run`` converts on the way (a full-integer .tflite
+    quantizes a float sample and dequantizes its answer; OpenVINO and ExecuTorch take their own
+    feed types) offers ``prepared`` and ``run_prepared``, so the conversion is done once, before
+    timing, as a device does it in C; ONNX Runtime's ``run`` is its bare call already."""
     run_prepared = getattr(session, "run_prepared", None)
     if run_prepared is None:
         return session.run, feed
