@@ -94,6 +94,25 @@ def test_a_changed_candidate_is_redone_and_the_others_kept(first_run, tmp_path):
     assert outcome.records[names.index("sparse-sparsity-0.7")]["weight_sparsity"] > 0.65
 
 
+def test_a_recipe_changed_under_the_same_name_is_redone(first_run, tmp_path):
+    """The spec hash, not the name, says whether a record still answers the experiment: the
+    same name with another calibration is measured again, the rest is reused."""
+    _, first, _ = first_run
+    shutil.copytree(first.folder.path, tmp_path / "t")
+    changed = experiment_dict()
+    changed["candidates"][0] = {
+        "name": "int8-static",
+        "recipe": [{"quantize": {"kind": "static-int8", "calibration_method": "entropy"}}],
+    }
+    outcome = es.run(config.parse(changed), tmp_path, say=lambda _: None, show_progress=False)
+    assert outcome.redone == ["int8-static"]
+    (record,) = [r for r in outcome.records if r["name"] == "int8-static"]
+    old = next(r for r in first.records if r["name"] == "int8-static")
+    assert record["spec_hash"] != old["spec_hash"]
+    (step,) = [s["quantize"] for s in record["recipe"] if "quantize" in s]
+    assert step["calibration_method"] == "entropy"
+
+
 def test_report_rebuilds_from_the_records_alone(first_run):
     _, outcome, _ = first_run
     outcome.reports["html"].unlink()
