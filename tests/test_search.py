@@ -335,6 +335,44 @@ def test_ctrl_c_during_a_trial_stops_the_search_in_one_line_and_a_rerun_goes_on(
     assert states.count(TrialState.COMPLETE) >= 3, states
 
 
+def test_constraint_values_are_the_signed_relative_excess_of_each_bound():
+    """<= 0 inside a bound, > 0 outside, in the bound's own scale; unmeasured is infeasible."""
+    from edgeslim.budget import Budget
+    from edgeslim.search import constraint_values
+
+    budget = Budget(accuracy=">= 0.9", latency_p95_ms="<= 2", storage_kb=50)
+    inside = {"accuracy": 0.95, "latency_p95_ms": 1.0, "storage_kb": 50.0}
+    assert constraint_values(inside, budget) == pytest.approx([-0.05 / 0.9, -0.5, 0.0])
+    outside = {"accuracy": 0.81, "latency_p95_ms": 3.0, "storage_kb": 75.0}
+    assert constraint_values(outside, budget) == pytest.approx([0.1, 0.5, 0.5])
+    assert constraint_values({"accuracy": 0.95}, budget)[1:] == [1.0, 1.0]
+
+
+def test_trials_measured_on_another_host_are_remeasured_here(first_run, tmp_path, monkeypatch):
+    """remeasure_front: a fitting trial recorded by another host is built and measured again
+    on this one; the other host's timings are kept aside, and trials from here are left alone."""
+    from edgeslim import search
+
+    space = {"quantize": ["fp16", "int8-static"], "finetune_epochs": 0}  # both fit the budget
+    experiment = search_experiment("remeasure", trials=2, space=space, remeasure_front=False)
+    reuse_baseline(first_run, RunFolder(tmp_path, "remeasure"))
+    run_search(experiment, str(tmp_path), say=quiet, show_progress=False)
+    folder = RunFolder(tmp_path, "remeasure")
+    records = [r for r in folder.current(experiment.names) if "trial" in r]
+    foreign = next(r for r in records if r["status"] == "ok")
+    folder.append({**foreign, "host": "elsewhere", "latency_p95_ms": 123.0})
+    runner = search.Runner(experiment, folder, quiet, False, retry_failed=False)
+    runner.prepare()
+    said: list[str] = []
+    redone = search.remeasure_front(runner, experiment, said.append)
+    assert redone == [foreign["name"]]
+    fresh = folder.latest()[foreign["name"]]
+    assert fresh["remeasured_from"] == "elsewhere" and fresh["host"] != "elsewhere"
+    assert fresh["measured_elsewhere"]["latency_p95_ms"] == 123.0
+    assert fresh["latency_p95_ms"] < 10
+    assert said == [f"{foreign['name']}: measured on elsewhere; re-measuring on {fresh['host']}"]
+
+
 def test_clustering_is_a_search_dimension():
     from edgeslim.compress import resolve
     from edgeslim.search import suggest

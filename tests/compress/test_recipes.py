@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 import edgeslim as es
 from edgeslim.compress import pipeline
@@ -46,6 +47,7 @@ def test_bad_recipes_fail_before_any_work(case, trained_small_cnn, digits, monke
 
 def test_candidates_record_their_recipe_and_leave_the_base_alone(trained_small_cnn, digits):
     before = {k: v.clone() for k, v in trained_small_cnn.model.state_dict().items()}
+    steps_before = tuple(trained_small_cnn.recipe)
     recipe = [
         {"prune": {"kind": "structured", "ratio": 0.25, "importance": "l2"}},
         {"finetune": {"epochs": 1}},
@@ -55,7 +57,8 @@ def test_candidates_record_their_recipe_and_leave_the_base_alone(trained_small_c
     assert [next(iter(s)) for s in candidate.recipe] == ["train", "prune", "finetune", "export"]
     assert candidate.step("prune")["importance"] == "l2"
     for key, value in trained_small_cnn.model.state_dict().items():
-        assert value.shape == before[key].shape
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)  # not fine-tuned in place
+    assert trained_small_cnn.recipe == steps_before  # gained no step
 
 
 def test_same_recipes_get_distinct_names_and_files(trained_small_cnn, digits, tmp_path):

@@ -21,6 +21,9 @@ def test_digits_splits_are_deterministic_disjoint_and_normalised(digits):
     # no sample appears in two splits
     rows = {s: {r.tobytes() for r in getattr(digits, s).x} for s in ("train", "val", "test")}
     assert not rows["test"] & rows["val"]
+    assert not rows["train"] & rows["test"] and not rows["train"] & rows["val"]
+    # and together they are the whole data set (scikit-learn's 1797 images, all distinct)
+    assert len(rows["train"] | rows["val"] | rows["test"]) == 1797
 
 
 @pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
