@@ -22,6 +22,7 @@ from edgeslim.errors import ConfigError
 from edgeslim.results import RunFolder
 from edgeslim.search import STALE, open_storage, run_search, sync, work
 from edgeslim.select import dominates
+from tests.ci import in_ci
 from tests.experiments import MEASURE, reuse_baseline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,7 +133,7 @@ def postgres_url(tmp_path_factory):
         yield url
         return
     if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail("CI must install PostgreSQL (see .ci/run)")
         pytest.skip("PostgreSQL is not installed")
     data = Path(f"/tmp/edgeslim-pg-{os.getpid()}")

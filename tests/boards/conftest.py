@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from tests.boards.simulated import SSHD, SshServer, device_python
+from tests.ci import require
 
 
 def require_sshd() -> None:
-    if not Path(SSHD).exists():
-        if os.environ.get("CI"):  # CI installs openssh-server: a skip there would hide a failure
-            pytest.fail(f"{SSHD} is missing; .ci/run installs openssh-server")
-        pytest.skip("OpenSSH server not installed (apt-get install openssh-server)")
+    require(Path(SSHD).exists(), "OpenSSH server not installed (apt-get install openssh-server)")
 
 
 @pytest.fixture(scope="session")

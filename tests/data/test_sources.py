@@ -6,6 +6,7 @@ from PIL import Image
 
 import edgeslim as es
 from edgeslim.errors import DataError
+from tests.ci import require
 from tests.conftest import FASHION_DIR
 
 
@@ -26,8 +27,11 @@ def test_digits_splits_are_deterministic_disjoint_and_normalised(digits):
     assert len(rows["train"] | rows["val"] | rows["test"]) == 1797
 
 
-@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
 def test_fashion_mnist_keeps_official_test_split():
+    require(
+        FASHION_DIR.is_dir(),
+        "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)",
+    )
     data = es.data.load(f"fashion-mnist:{FASHION_DIR}")
     assert data.spec.input_shape == (1, 28, 28)
     assert (len(data.train), len(data.val), len(data.test)) == (54000, 6000, 10000)

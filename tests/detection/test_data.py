@@ -14,6 +14,7 @@ from PIL import Image
 
 import edgeslim as es
 from edgeslim.errors import DataError
+from tests.ci import require
 
 
 @pytest.fixture(scope="module")
@@ -387,10 +388,9 @@ def test_the_example_file_is_the_detection_demo():
     assert yaml.safe_load(example.read_text()) == DETECTION_DEMO
 
 
-@pytest.mark.skipif(
-    not es.data.fashion_mnist.DEFAULT_DIR.is_dir(), reason="Fashion-MNIST is not installed"
-)
 def test_fashion_mnist_scenes_use_its_items_and_names():
+    require(es.data.fashion_mnist.DEFAULT_DIR.is_dir(), "Fashion-MNIST is not installed "
+            "(apt-get install dataset-fashion-mnist)")  # fmt: skip
     data = es.data.load("scenes:fashion-mnist")
     assert data.spec.input_shape == (1, 96, 96) and data.spec.class_names[0] == "T-shirt/top"
     assert (data.train.y[:, :, 0] >= 0).any()

@@ -11,6 +11,7 @@ from edgeslim.errors import ConfigError, MissingRuntimeError
 from edgeslim.report.runtimes import unshown_savings
 from edgeslim.results import RunFolder
 from edgeslim.runtimes import RUNTIMES
+from tests.ci import missing
 from tests.experiments import MEASURE, experiment_dict, reuse_baseline
 
 
@@ -54,7 +55,7 @@ def two_runtime_run(first_run, tmp_path_factory):
     try:
         RUNTIMES["tflite-micro"].check_available()
     except MissingRuntimeError:
-        pytest.skip("tflite-micro is not installed")
+        missing("tflite-micro is not installed (pip install 'edgeslim[tflite-micro]')")
     runs = tmp_path_factory.mktemp("rt-runs")
     reuse_baseline(first_run, RunFolder(runs, "rt"))
     said: list[str] = []
