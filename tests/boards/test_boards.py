@@ -4,6 +4,7 @@ a device Python with numpy and onnxruntime only (no torch, no edgeslim)."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -406,3 +407,70 @@ def test_a_missing_ssh_client_is_a_clear_error(board_server, device_env, monkeyp
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(BoardError, match="OpenSSH client .ssh. is not installed"):
         check(Board(board_config(board_server, device_env)))
+
+
+def test_calibration_stores_the_median_of_the_measured_ratios(tmp_path, monkeypatch):
+    """Hand-set latencies (host 1, 2, 4 ms; board 3, 10, 32 ms: ratios 3, 5, 8): the stored
+    slowdown is their median, 5, not their mean or a constant; each ratio is kept per model."""
+    from types import SimpleNamespace
+
+    import edgeslim.measure.api
+    import edgeslim.models.registry  # noqa: F401
+    from edgeslim.boards.calibrate import calibrate
+
+    monkeypatch.setenv("EDGESLIM_DEVICES", str(tmp_path / "devices.yaml"))
+    p50 = {"small-cnn": (1.0, 3.0), "lenet5": (2.0, 10.0), "mlp": (4.0, 32.0)}
+    built = iter(p50)
+
+    def fake_measure(model, data, settings, board=None):
+        name = model.name
+        here, there = p50[name]
+        where = {"cpu": "host cpu" if board is None else "board cpu", "host": "pi"}
+        return {"latency_p50_ms": there if board else here, "measured_with": where}
+
+    def fake_build(name, spec):
+        return SimpleNamespace(name=next(built), eval=lambda: SimpleNamespace(name=name))
+
+    # calibrate imports these when called: replace them where it finds them
+    monkeypatch.setattr(sys.modules["edgeslim.measure"], "measure", fake_measure)
+    monkeypatch.setattr(sys.modules["edgeslim.models"], "build", fake_build)
+    board = SimpleNamespace(name="pi", config=SimpleNamespace(runtimes=["onnxruntime"]))
+    said: list[str] = []
+    entry = calibrate(board, tuple(p50), say=said.append)
+    assert entry["slowdown"] == 5.0
+    assert {m: v["ratio"] for m, v in entry["per_model"].items()} == {
+        "small-cnn": 3.0, "lenet5": 5.0, "mlp": 8.0
+    }  # fmt: skip
+    assert es.boards.calibration("pi")["slowdown"] == 5.0  # stored for budgets to use
+    assert entry["board_cpu"] == "board cpu" and entry["host_cpu"] == "host cpu"
+    assert said[1] == "lenet5: 2.000 ms here, 10.000 ms on pi: 5.00x"
+
+
+@pytest.mark.parametrize(
+    "entry", ["../escape.txt", "/tmp/absolute.txt", "sub/dir.txt", "link", "folder"]
+)
+def test_the_board_refuses_a_payload_entry_outside_its_folder(entry, tmp_path):
+    """bootstrap.unpack runs on the board: only plain files named inside the folder."""
+    import io
+    import tarfile
+
+    from edgeslim.boards.bootstrap import unpack
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(entry)
+        if entry == "link":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        elif entry == "folder":
+            info.type = tarfile.DIRTYPE
+        else:
+            info.size = 2
+        archive.addfile(info, io.BytesIO(b"hi") if info.isfile() else None)
+        good = tarfile.TarInfo("request.json")
+        good.size = 2
+        archive.addfile(good, io.BytesIO(b"{}"))
+    folder = tmp_path / "work"
+    folder.mkdir()
+    with pytest.raises(ValueError, match="refused payload entry"):
+        unpack(buffer.getvalue(), str(folder))
+    assert not any(folder.iterdir()) and not (tmp_path / "escape.txt").exists()
