@@ -7,7 +7,7 @@ import pytest
 import edgeslim as es
 from edgeslim.budget import Bound
 from edgeslim.errors import ConfigError
-from edgeslim.select import Objective, pareto_ranks, select
+from edgeslim.select import Objective, difference_interval, margin, pareto_ranks, select, wilson
 
 
 def rec(name: str, accuracy: float, latency: float, storage: float = 50.0, **extra) -> dict:
@@ -129,3 +129,28 @@ def test_bad_budgets_and_objectives_are_refused(make, message):
 def test_bare_numbers_take_the_metric_direction():
     budget = es.Budget(accuracy=0.9, storage_kb=100)
     assert [str(b) for b in budget.bounds] == ["accuracy >= 0.9", "storage_kb <= 100"]
+
+
+def test_wilson_and_newcombe_intervals_match_the_published_examples():
+    """Newcombe (1998): 81/263 has the Wilson interval 0.2553-0.3662 (Stat. Med. 17:857, table
+    I); 56/70 - 48/80 has the method-10 interval 0.0524-0.3339 (Stat. Med. 17:873, table II)."""
+    assert wilson(81, 263) == pytest.approx((0.2553, 0.3662), abs=1e-4)
+    assert difference_interval(56 / 70, 70, 48 / 80, 80) == pytest.approx(
+        (0.0524, 0.3339), abs=1e-4
+    )
+
+
+def with_samples(record: dict, n: int = 359) -> dict:
+    return {**record, "measured_with": {"test_samples": n}}
+
+
+def test_a_lead_of_2_in_359_is_within_noise_and_a_lead_of_97_is_not():
+    best = with_samples(rec("a", 347 / 359, 1.0))
+    close = margin(best, with_samples(rec("b", 345 / 359, 1.0)), "accuracy")
+    assert (close.behind, close.samples, close.within) == (2, 359, True)
+    far = margin(best, with_samples(rec("c", 250 / 359, 1.0)), "accuracy")
+    assert (far.behind, far.within) == (97, False)
+    assert margin(best, with_samples(rec("d", 0.9, 1.0), 100), "accuracy") is None  # other n
+    assert margin(best, with_samples(rec("e", 0.9, 1.0)), "latency_p95_ms") is None
+    chosen = select([best, with_samples(rec("b", 345 / 359, 0.5))], objectives=["accuracy"])
+    assert "b is as good a pick" in chosen.summary()

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeslim.budget import Budget, Violation, known_metrics
+from edgeslim.budget import FALLBACK, Budget, Violation, known_metrics
 from edgeslim.errors import ConfigError
 from edgeslim.figures import is_figure
 
@@ -120,22 +120,194 @@ class Selection:
         return any(r["name"] == record.get("name") for r in self.fitting)
 
     def summary(self) -> str:
-        """The recommendation in one paragraph, for terminals and report headers."""
+        """The recommendation, a few short lines for terminals and report headers: the winner's
+        figures on what the device bounds and the objectives rank, the goal, each runner-up
+        with its figures, and which runner-ups trail by no more than the test set's noise."""
         goal = f"{'max' if self.primary.better == 'higher' else 'min'}imise {self.primary.metric}"
         budget = ", ".join(self.budget.describe()) or "no budget"
         if self.recommended is not None:
             best = self.recommended
-            shown = ", ".join(f"{o.metric} {best[o.metric]:.4g}" for o in self.objectives)
-            text = f"recommended: {best['name']} ({shown}); {goal} under {budget}"
+            lines = [
+                f"recommended: {best['name']}{flag(best)}",
+                f"  {figures_text(best, self.objectives, self.budget, bounds=True)}",
+                f"  chosen to {goal} under {budget}",
+            ]
             if self.runner_ups:
-                text += "; runner-ups: " + ", ".join(r["name"] for r in self.runner_ups)
-            return text
+                lines.append("runner-ups:")
+            close = []
+            for other in self.runner_ups:
+                text = figures_text(other, self.objectives, self.budget)
+                gap = margin(best, other, self.primary.metric)
+                if gap is not None:
+                    text += f"; {gap.text()}"
+                    if gap.within:
+                        close.append((other["name"], gap))
+                lines.append(f"  {other['name']}{flag(other)}: {text}")
+            if close:
+                leads = ", ".join(f"{name} ({gap.behind} of {gap.samples})" for name, gap in close)
+                lines.append(
+                    f"{best['name']}'s lead in {self.primary.metric} over {leads} is within the "
+                    f"95% confidence interval of the difference ({METHOD}): "
+                    + (f"{close[0][0]} is" if len(close) == 1 else "each is")
+                    + " as good a pick"
+                )
+            return "\n".join(lines)
         if not self.misses:
             return f"nothing measured to recommend ({goal} under {budget})"
         lines = [f"nothing fits {budget}; nearest misses:"]
         for miss in self.misses:
             lines.append(f"  {miss.record['name']}: " + "; ".join(map(str, miss.violations)))
         return "\n".join(lines)
+
+
+# a bound on the device's own memory (TFLite Micro's arena) makes the measuring process's peak
+# RSS a figure of this host, not of the device: it is left out of what a device report leads with
+HOST_FIGURES = {"tensor_arena_kb": ("peak_memory_mb",)}
+
+
+def device_metrics(objectives: Sequence[Objective], budget: Budget) -> list[str]:
+    """The metrics that matter for the device, in the order a reader wants them: the primary
+    objective, the metrics the budget bounds, then the other objectives (less any figure of
+    this host that a bound on the device's own makes meaningless)."""
+    bounded = [b.metric for b in budget.bounds]
+    host_only = host_figures(budget)
+    ordered = [objectives[0].metric, *bounded, *(o.metric for o in objectives[1:])]
+    return [m for m in dict.fromkeys(ordered) if m not in host_only]
+
+
+def host_figures(budget: Budget) -> set[str]:
+    """Figures of this host that the budget's bounds make meaningless for the device (the
+    process's peak RSS when the arena is bounded), unless the budget bounds them too."""
+    bounded = {b.metric for b in budget.bounds}
+    return {m for b in bounded for m in HOST_FIGURES.get(b, ()) if m not in bounded}
+
+
+def figure(record: Record, metric: str) -> tuple[float | None, str]:
+    """``record``'s figure for ``metric`` and the metric it came from: the bound's fallback
+    (the graph's activation memory for the arena) where the runtime reports no exact figure,
+    as the budget checks it; (None, metric) when there is none."""
+    for name in (metric, FALLBACK.get(metric)):
+        if name is not None and is_figure(record.get(name)):
+            return float(record[name]), name
+    return None, metric
+
+
+def figures_text(
+    record: Record, objectives: Sequence[Objective], budget: Budget, bounds: bool = False
+) -> str:
+    """``accuracy 0.9666, storage_kb 30.1 (<= 512), tensor_arena_kb 20.5 (<= 128)``: the
+    record's figures on ``device_metrics``, each bound after its metric when ``bounds``."""
+    parts = []
+    for metric in device_metrics(objectives, budget):
+        value, source = figure(record, metric)
+        if value is None:
+            continue
+        text = f"{metric} {value:.4g}" + (f" (from {source})" if source != metric else "")
+        limits = [f"{b.op} {b.value:g}" for b in budget.bounds if b.metric == metric]
+        if bounds and limits:
+            text += f" ({', '.join(limits)})"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def flag(record: Record) -> str:
+    """`` [timing noisy: cv 0.41 > 0.25]`` when the host was noisy while timing, else ``""``."""
+    noisy = record.get("timing_noisy")
+    return f" [timing noisy: {noisy}]" if noisy else ""
+
+
+# --- is a margin in accuracy more than the test set's noise? -------------------------------
+
+Z95 = 1.959963984540054  # the standard normal's 97.5th percentile: two-sided 95%
+METHOD = "Newcombe's score method"
+
+
+def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``successes / n`` (95% by default).
+
+    Source: E. B. Wilson, "Probable inference, the law of succession, and statistical
+    inference", J. Amer. Statist. Assoc. 22 (1927) 209-212; recommended over the normal
+    (Wald) interval by Brown, Cai and DasGupta, Statistical Science 16 (2001) 101-133.
+    """
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def difference_interval(p1: float, n1: int, p2: float, n2: int) -> tuple[float, float]:
+    """The 95% interval of ``p1 - p2`` for two proportions, by Newcombe's hybrid score method
+    (his method 10: built from each proportion's Wilson interval).
+
+    Source: R. G. Newcombe, "Interval estimation for the difference between independent
+    proportions: comparison of eleven methods", Statistics in Medicine 17 (1998) 873-890.
+    It treats the two as independent samples. Two models scored on the same test images are
+    positively correlated, which makes the true interval narrower: a paired test (McNemar's)
+    would be sharper but needs each image's outcome, which records do not keep. So this
+    interval errs towards calling a margin noise, never towards calling noise a margin.
+    """
+    l1, u1 = wilson(p1 * n1, n1)
+    l2, u2 = wilson(p2 * n2, n2)
+    d = p1 - p2
+    return d - ((p1 - l1) ** 2 + (u2 - p2) ** 2) ** 0.5, d + (
+        (u1 - p1) ** 2 + (p2 - l2) ** 2
+    ) ** 0.5
+
+
+def samples_of(record: Record, metric: str) -> int | None:
+    """How many samples ``metric`` is a proportion of: accuracy counts right answers over the
+    test split (``val_accuracy`` over the validation split); None for a metric that is not a
+    proportion of samples (mAP, precision, latency...), of which nothing is said."""
+    how = record.get("measured_with") or {}
+    if metric == "accuracy":
+        n = how.get("accuracy_samples") or how.get("test_samples")
+    elif metric == "val_accuracy":
+        n = how.get("val_samples")
+    else:
+        return None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+
+
+@dataclass(frozen=True)
+class Margin:
+    """How far ``other`` trails the winner on a proportion: in samples, and whether that is
+    within the 95% interval of the difference (then ``other`` is as good a pick)."""
+
+    metric: str
+    samples: int  # the test set's size
+    behind: int  # samples the other got wrong that the winner got right, net
+    low: float
+    high: float
+
+    @property
+    def within(self) -> bool:
+        return self.low <= 0
+
+    @property
+    def split(self) -> str:
+        return "validation" if self.metric.startswith("val_") else "test"
+
+    def text(self) -> str:
+        if self.behind == 0:
+            return f"same {self.metric} on {self.samples} {self.split} samples"
+        words = "within noise" if self.within else "more than noise"
+        return (
+            f"{self.behind} of {self.samples} {self.split} samples behind on {self.metric} "
+            f"({words})"
+        )
+
+
+def margin(best: Record, other: Record, metric: str) -> Margin | None:
+    """The winner's lead over ``other`` on ``metric`` when it is a proportion over the same
+    number of test samples (None otherwise: nothing is said rather than invented)."""
+    n = samples_of(best, metric)
+    p1, p2 = best.get(metric), other.get(metric)
+    if n is None or samples_of(other, metric) != n or not (is_figure(p1) and is_figure(p2)):
+        return None
+    if not (0 <= p2 <= p1 <= 1):  # a lead on a proportion
+        return None
+    low, high = difference_interval(p1, n, p2, n)
+    return Margin(metric, n, round((p1 - p2) * n), low, high)
 
 
 def select(
