@@ -101,12 +101,22 @@ def check_calibration(x: np.ndarray, path: Path) -> None:
         )
 
 
+def equal_batch_size(count: int, largest: int = 32) -> int:
+    """The largest batch size up to ``largest`` that splits ``count`` samples evenly. ONNX
+    Runtime's histogram calibrators (entropy, percentile) stack every batch's activations with
+    ``np.asarray`` and fail on a shorter last batch ("inhomogeneous shape"), so 1258 samples in
+    batches of 32 broke them where 256 did not."""
+    return next(size for size in range(min(largest, count), 0, -1) if count % size == 0)
+
+
 def calibration_reader(x: np.ndarray, input_name: str, batch_size: int = 32):
     from onnxruntime.quantization import CalibrationDataReader
 
+    size = equal_batch_size(len(x), batch_size)
+
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter([x[i : i + batch_size] for i in range(0, len(x), batch_size)])
+            self.batches = iter([x[i : i + size] for i in range(0, len(x), size)])
 
         def get_next(self):
             batch = next(self.batches, None)
