@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgeslim.budget import Violation
 from edgeslim.candidate import step_label
 from edgeslim.figures import is_figure, nonfinite
 from edgeslim.measure import METRICS
+from edgeslim.select import Selection, device_metrics, figure, host_figures, margin
 
 # the short table: what a reader compares first
 MAIN = (
@@ -136,7 +138,8 @@ def where_measured(how: dict[str, Any]) -> str:
 
 def device_line(experiment: Any) -> str:
     """Where the candidates were measured and which budget that implies: a board over SSH, or
-    this host emulating a profile (with the slowdown its latency bounds were divided by)."""
+    this host emulating a profile (with the slowdown its time bounds were divided by, when the
+    budget has any)."""
     parts = []
     board = experiment.board
     if board is not None and experiment.on_board:
@@ -145,13 +148,97 @@ def device_line(experiment: Any) -> str:
         parts.append(f"measured on this host for board {board.name}")
     if experiment.device is not None:
         parts.append(f"device profile {experiment.device.name}")
-    if (
-        experiment.slowdown
-        and experiment.budget.bounds
-        and (board is not None or experiment.device)
-    ):
-        parts.append(
-            f"the device's latency bounds divided by its slowdown "
-            f"{experiment.slowdown['value']:g} ({experiment.slowdown['source']})"
-        )
+    timed = [b for b in experiment.budget.bounds if time_bound(b.metric)]
+    if experiment.slowdown and timed and (board is not None or experiment.device):
+        value, source = experiment.slowdown["value"], experiment.slowdown["source"]
+        if value == 1:
+            parts.append(
+                f"the device's latency bounds hold as written (as fast as this host, {source})"
+            )
+        else:
+            parts.append(
+                f"the device's latency bounds divided by its slowdown {value:g} ({source})"
+            )
     return "; ".join(parts)
+
+
+def time_bound(metric: str) -> bool:
+    """A bound a device's slowdown scales: a time (ms) or a rate (per second)."""
+    unit = METRICS[metric].unit if metric in METRICS else ""
+    return unit == "ms" or unit.endswith("/s")
+
+
+def ordered_metrics(metrics: list[str], selection: Selection) -> list[str]:
+    """``metrics`` with the device's first (the primary objective, the budget's bounds, the
+    other objectives), then the rest in their own order; a figure of this host that a bound
+    on the device's own makes meaningless (peak RSS beside an arena bound) goes last."""
+    lead = [m for m in device_metrics(selection.objectives, selection.budget) if m in metrics]
+    host_only = host_figures(selection.budget)
+    rest = [m for m in metrics if m not in lead and m not in host_only]
+    return [*lead, *rest, *(m for m in metrics if m in host_only and m not in lead)]
+
+
+def noisy(record: dict[str, Any]) -> str:
+    """``timing noisy: cv 0.41 > 0.25`` when the host was noisy while timing it, else ``""``."""
+    flag = record.get("timing_noisy")
+    return f"timing noisy: {flag}" if flag else ""
+
+
+def broken_bound(violation: Violation, record: dict[str, Any]) -> str:
+    """``storage_kb 600.0 > 512 (17% over)``: the bound a record breaks and its measured value."""
+    bound = violation.bound
+    if violation.measured is None:
+        return f"{bound.metric} not measured (bound {bound.op} {bound.value:g})"
+    if not is_figure(violation.measured):
+        return f"{bound.metric} is {violation.measured} (bound {bound.op} {bound.value:g})"
+    _, source = figure(record, bound.metric)
+    shown = bound.metric + (f" (from {source})" if source != bound.metric else "")
+    wrong_side, off = (">", "over") if bound.op == "<=" else ("<", "short")
+    return (
+        f"{shown} {format_value(violation.measured, unit_of(bound.metric))} {wrong_side} "
+        f"{bound.value:g} ({violation.relative:.0%} {off})"
+    )
+
+
+def unit_of(metric: str) -> str:
+    return METRICS[metric].unit if metric in METRICS else ""
+
+
+def why_not(record: dict[str, Any], selection: Selection) -> str:
+    """Why a candidate is not the recommendation, in one line: it failed, a bound it breaks
+    (and by how much), an objective it lacks, or, when it fits, the first objective on which it
+    ranks below the winner (with the margin against the test set's noise on a proportion)."""
+    best = selection.recommended
+    status = record.get("status", "ok")
+    if best is not None and record.get("name") == best["name"]:
+        return "recommended"
+    if status == "failed":
+        return f"failed at {record.get('stage', '?')}: {record.get('error', 'no error recorded')}"
+    if status != "ok":
+        return f"{status}: {record.get('does_not_fit') or record.get('error') or ''}".rstrip(": ")
+    missing = [o.metric for o in selection.objectives if not is_figure(record.get(o.metric))]
+    broken = selection.budget.violations(record)
+    if broken:
+        return "misses the budget: " + "; ".join(broken_bound(v, record) for v in broken)
+    if missing:
+        flagged = {**(record.get("not_finite") or {}), **nonfinite(record)}
+        return "not ranked: " + ", ".join(
+            f"{m} is {flagged[m]}" if m in flagged else f"{m} not measured" for m in missing
+        )
+    if best is None:
+        return "fits"  # unreachable: anything measured that fits is recommended or a runner-up
+    role = "runner-up" if any(r["name"] == record["name"] for r in selection.runner_ups) else "fits"
+    for objective in selection.objectives:
+        mine, theirs = record[objective.metric], best[objective.metric]
+        if mine == theirs:
+            continue
+        unit = unit_of(objective.metric)
+        text = (
+            f"{role}; {objective.metric} {format_value(mine, unit)} vs "
+            f"{format_value(theirs, unit)} ({best['name']})"
+        )
+        gap = margin(best, record, objective.metric)
+        if objective is selection.primary and gap is not None:
+            text += f": {gap.text()}" + (", as good a pick" if gap.within else "")
+        return text
+    return f"{role}; ties with {best['name']} on every objective (the name decides)"

@@ -14,15 +14,19 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from edgeslim.figures import is_figure
+from edgeslim.measure import METRICS
 from edgeslim.report.columns import (
     NOT_FINITE_NOTE,
     device_line,
     fmt,
     how_measured,
     label,
+    noisy,
     not_finite,
+    ordered_metrics,
     recipe_text,
     scalar_metrics,
+    why_not,
 )
 from edgeslim.report.detections import detections_html
 from edgeslim.report.runtimes import (
@@ -31,7 +35,15 @@ from edgeslim.report.runtimes import (
     same_candidate_table,
     unshown_savings,
 )
-from edgeslim.select import Objective, Selection, hypervolume_history, pareto_ranks
+from edgeslim.select import (
+    Objective,
+    Selection,
+    device_metrics,
+    figure,
+    host_figures,
+    hypervolume_history,
+    pareto_ranks,
+)
 
 if TYPE_CHECKING:
     from edgeslim.config import Experiment
@@ -45,6 +57,9 @@ body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px;
 h1 { margin-bottom: .2rem; } .muted { color: #666; }
 .verdict { background: #f1f7f6; border-left: 4px solid #2a9d8f; padding: .8rem 1rem; }
 .verdict.none { background: #fbefeb; border-color: #e76f51; }
+.verdict pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; font-size: .9rem; }
+#why-not li { margin: .15rem 0; } .why { text-align: left; white-space: normal; min-width: 16rem; }
+.noisy { color: #b5651d; font-weight: 600; } th.bounded { background: #fdf1e6; }
 table { border-collapse: collapse; font-size: .85rem; width: 100%; }
 th, td { padding: .3rem .5rem; border-bottom: 1px solid #ddd; text-align: right; }
 th { cursor: pointer; background: #fafafa; position: sticky; top: 0; }
@@ -110,13 +125,20 @@ def point_group(record: dict[str, Any], selection: Selection) -> str:
 def pareto_plot(
     x: str, y: str, records: list[dict[str, Any]], selection: Selection, div_id: str
 ) -> str:
-    from edgeslim.measure import METRICS
-
-    usable = [r for r in records if is_figure(r.get(x)) and is_figure(r.get(y))]
+    """``y`` against ``x``, each point labelled with its candidate's name, the Pareto front over
+    the two and the budget's bounds on them drawn. A bound's metric that a record's runtime does
+    not report (the arena, off TFLite Micro) takes the fallback the budget checks."""
+    at: dict[str, dict[str, float]] = {}
+    for r in records:
+        (at_x, _), (at_y, _) = figure(r, x), figure(r, y)
+        if at_x is not None and at_y is not None:
+            at[r["name"]] = {x: at_x, y: at_y}
+    usable = [r for r in records if r["name"] in at]
     if not usable:
         return f"<p class='muted'>{esc(x)} was not measured for any candidate.</p>"
     objectives = [Objective(x, METRICS[x].better), Objective(y, METRICS[y].better)]
-    ranks = pareto_ranks(usable, objectives)
+    ranks = pareto_ranks([at[r["name"]] for r in usable], objectives)
+    middle = (min(p[x] for p in at.values()) + max(p[x] for p in at.values())) / 2
     fig = go.Figure()
     for group, color in COLORS.items():
         chosen = [r for r in usable if point_group(r, selection) == group]
@@ -124,26 +146,32 @@ def pareto_plot(
             continue
         fig.add_trace(
             go.Scatter(
-                x=[r[x] for r in chosen],
-                y=[r[y] for r in chosen],
-                mode="markers",
+                x=[at[r["name"]][x] for r in chosen],
+                y=[at[r["name"]][y] for r in chosen],
+                mode="markers+text",
                 name={"fits": "fits the budget", "misses": "misses the budget"}.get(group, group),
                 text=[r["name"] for r in chosen],
+                textposition=[side(at[r["name"]][x], middle) for r in chosen],
+                cliponaxis=False,  # a label near an edge runs into the margin, not cut off
+                textfont={"size": 10, "color": color},
+                customdata=[point_note(r, x, y, selection) for r in chosen],
                 marker={
                     "color": color,
                     "size": 14 if group == "recommended" else 9,
                     "symbol": "star" if group == "recommended" else "circle",
                 },
-                hovertemplate="%{text}<br>" + f"{x} %{{x:.4g}}<br>{y} %{{y:.4g}}<extra></extra>",
+                hovertemplate="<b>%{text}</b><br>"
+                + f"{x} %{{x:.4g}}<br>{y} %{{y:.4g}}<br>%{{customdata}}<extra></extra>",
             )
         )
     front = sorted(
-        (r for r, rank in zip(usable, ranks, strict=True) if rank == 1), key=lambda r: r[x]
+        (at[r["name"]] for r, rank in zip(usable, ranks, strict=True) if rank == 1),
+        key=lambda p: p[x],
     )
     fig.add_trace(
         go.Scatter(
-            x=[r[x] for r in front],
-            y=[r[y] for r in front],
+            x=[p[x] for p in front],
+            y=[p[y] for p in front],
             mode="lines",
             line={"shape": "hv", "color": "#888", "dash": "dot"},
             name="Pareto front",
@@ -165,6 +193,24 @@ def pareto_plot(
         legend={"orientation": "h", "y": -0.2},
     )
     return figure_html(fig, div_id)
+
+
+def side(value: float, middle: float) -> str:
+    """A label's place: towards the plot's middle, so labels at the edges stay inside it."""
+    return "top left" if value > middle else "top right"
+
+
+def point_note(record: dict[str, Any], x: str, y: str, selection: Selection) -> str:
+    """A point's hover note: where a figure came from a fallback, and why it is not chosen."""
+    notes = [
+        f"{metric} from {source}"
+        for metric in (x, y)
+        if (source := figure(record, metric)[1]) != metric
+    ]
+    if noisy(record):
+        notes.append(noisy(record))
+    notes.append(why_not(record, selection))
+    return html.escape("; ".join(notes), quote=False)  # plotly reads it as its own HTML
 
 
 def parallel_plot(records: list[dict[str, Any]], metrics: list[str], selection: Selection) -> str:
@@ -232,23 +278,42 @@ def layer_plot(record: dict[str, Any] | None) -> str:
 
 
 def table_html(records: list[dict[str, Any]], selection: Selection, metrics: list[str]) -> str:
-    head = "".join(
-        f"<th>{esc(h)}</th>"
-        for h in ["candidate", "status", "Pareto rank", *map(label, metrics), "recipe"]
-    )
+    """One row per candidate: its name, why it is (not) the recommendation, the device's
+    columns (the optimised objective, the budget's bounds, the other objectives), its Pareto
+    rank, then every other metric and its recipe."""
+    shown = ordered_metrics(metrics, selection)
+    lead = [m for m in shown if m in device_metrics(selection.objectives, selection.budget)]
+    bounds = {m: [str(b) for b in selection.budget.bounds if b.metric == m] for m in lead}
+    heads = [
+        "<th>candidate</th>",
+        "<th>why (not)</th>",
+        *(
+            f"<th class='bounded' title='budget: {esc(', '.join(bounds[m]))}'>{esc(label(m))}</th>"
+            if bounds[m]
+            else f"<th>{esc(label(m))}</th>"
+            for m in lead
+        ),
+        "<th>Pareto rank</th>",
+        *(f"<th>{esc(label(m))}</th>" for m in shown[len(lead) :]),
+        "<th>recipe</th>",
+    ]
+    head = "".join(heads)
     rows = []
     for r in records:
         group = point_group(r, selection)
         classes = {"recommended": ["fits", "recommended"], "fits": ["fits"]}.get(group, [])
-        if r.get("status", "ok") == "failed":
-            classes.append("failed")
         status = r.get("status", "ok")
-        note = r.get("error") or r.get("does_not_fit") or ""
+        if status == "failed":
+            classes.append("failed")
+        reason = why_not(r, selection)
+        flag = f"<span class='noisy'>⚠ {esc(noisy(r))}</span>; " if noisy(r) else ""
         cells = [
             f"<td>{esc(r['name'])}</td>",
-            f"<td title='{esc(note)}'>{esc(status)}</td>",
+            f"<td class='why' data-value='{esc(status)}' title='{esc(reason)}'>"
+            f"{flag}{esc(cut(reason))}</td>",
+            *(cell(r, m) for m in lead),
             f"<td>{selection.ranks.get(r['name'], '–')}</td>",
-            *(f"<td data-value='{esc(r.get(m, ''))}'>{fmt(r.get(m), m)}</td>" for m in metrics),
+            *(cell(r, m) for m in shown[len(lead) :]),
             f"<td class='recipe'>{esc(recipe_text(r))}</td>",
         ]
         rows.append(f"<tr class='{' '.join(classes)}'>{''.join(cells)}</tr>")
@@ -256,6 +321,30 @@ def table_html(records: list[dict[str, Any]], selection: Selection, metrics: lis
         f"<table class='sortable' id='candidates'><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def cell(record: dict[str, Any], metric: str) -> str:
+    return f"<td data-value='{esc(record.get(metric, ''))}'>{fmt(record.get(metric), metric)}</td>"
+
+
+def cut(text: str, limit: int = 200) -> str:
+    """A long reason (a failure's error) cut for the table; the cell's title holds it all."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def why_not_html(records: list[dict[str, Any]], selection: Selection) -> str:
+    """Each candidate other than the recommendation, and why it is not the pick."""
+    best = selection.recommended["name"] if selection.recommended else None
+    items = "".join(
+        f"<li><b>{esc(r['name'])}</b>"
+        + (f" <span class='noisy'>⚠ {esc(noisy(r))}</span>" if noisy(r) else "")
+        + f": {esc(cut(why_not(r, selection), 400))}</li>"
+        for r in records
+        if r.get("name") != best
+    )
+    if not items:
+        return ""
+    return f"<h2>Why not the others</h2><ul id='why-not'>{items}</ul>"
 
 
 def runtimes_html(records: list[dict[str, Any]], selection: Selection) -> str:
@@ -294,10 +383,12 @@ def runtimes_html(records: list[dict[str, Any]], selection: Selection) -> str:
 
 
 def trade_offs(selection: Selection) -> list[tuple[str, str]]:
-    """Three (cost, quality) pairs: the optimised objective against the other objectives,
-    then against the usual costs."""
-    quality, *others = [o.metric for o in selection.objectives]
-    costs = list(dict.fromkeys([*others, *COSTS]))
+    """Three (cost, quality) pairs: the optimised objective against what the device bounds,
+    then against the other objectives, then the usual costs; never against a figure of this
+    host that a bound on the device's own makes meaningless (peak RSS beside an arena bound)."""
+    quality, *costs = device_metrics(selection.objectives, selection.budget)
+    host_only = host_figures(selection.budget)
+    costs = [c for c in dict.fromkeys([*costs, *COSTS]) if c not in host_only]
     return [(cost, quality) for cost in costs if cost != quality][:3]
 
 
@@ -329,8 +420,10 @@ def render_html(
     )
     if device_line(experiment):
         device += f"<p>{esc(device_line(experiment))}.</p>"
-    wanted = [*objective_names, *PARALLEL]
-    parallel_metrics = [m for m in dict.fromkeys(wanted) if m in metrics][:8]
+    host_only = host_figures(selection.budget)
+    wanted = [*device_metrics(selection.objectives, selection.budget), *PARALLEL]
+    parallel_metrics = [m for m in dict.fromkeys(wanted) if m in metrics and m not in host_only]
+    parallel_metrics = parallel_metrics[:8]
     measured = "".join(f"<li>{esc(line)}</li>" for line in how_measured(records))
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
@@ -342,10 +435,11 @@ def render_html(
 <h1>edgeslim report: {esc(config.name)}</h1>
 <p class="muted">model {esc(config.model)} on {esc(config.data)}; {len(records)} candidates;
 written {now}</p>
-<div class="{verdict_class}"><pre>{esc(selection.summary())}</pre></div>
+<div class="{verdict_class}" id="recommendation"><pre>{esc(selection.summary())}</pre></div>
 {device}
 <p>Budget: {esc(", ".join(selection.budget.describe()) or "none")}.
 Objectives (first is optimised): {esc(", ".join(objective_names))}.</p>
+{why_not_html(records, selection)}
 <h2>Trade-offs</h2>
 <div class="plots">{plots}</div>
 {search_plot(records, selection)}

@@ -10,11 +10,14 @@ from edgeslim.report.columns import (
     device_line,
     fmt,
     how_measured,
+    noisy,
     not_finite,
+    ordered_metrics,
     recipe_text,
+    why_not,
 )
 from edgeslim.report.runtimes import legend, runtimes_in, same_candidate_table, unshown_savings
-from edgeslim.select import Selection
+from edgeslim.select import Selection, device_metrics
 
 if TYPE_CHECKING:
     from edgeslim.config import Experiment
@@ -28,11 +31,18 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def cell_text(text: str, limit: int = 200) -> str:
+    """Text for a table cell: on one line, pipes escaped, cut at ``limit`` characters."""
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def render_markdown(
     records: list[dict[str, Any]], selection: Selection, experiment: Experiment
 ) -> str:
     config = experiment.config
-    metrics = [m for m in MAIN if any(m in r for r in records)]
+    metrics = ordered_metrics([m for m in MAIN if any(m in r for r in records)], selection)
+    lead = [m for m in metrics if m in device_metrics(selection.objectives, selection.budget)]
     best = selection.recommended["name"] if selection.recommended else None
     lines = [
         f"# edgeslim report: {config.name}",
@@ -50,22 +60,26 @@ def render_markdown(
         "",
         "## Candidates",
         "",
-        "✓ fits the budget, ★ recommended; rank 1 is the Pareto front.",
+        "✓ fits the budget, ★ recommended; rank 1 is the Pareto front; the device's columns "
+        "(the optimised objective, the budget's bounds, the other objectives) come first.",
         "",
     ]
     rows = []
     for r in records:
         mark = "★ " if r["name"] == best else "✓ " if selection.is_fitting(r) else ""
+        flag = f" ⚠ {noisy(r)}" if noisy(r) else ""
         rows.append(
             [
-                f"{mark}{r['name']}",
-                r.get("status", "ok"),
+                f"{mark}{r['name']}{flag}",
+                cell_text(why_not(r, selection)),
+                *(fmt(r.get(m), m) for m in lead),
                 str(selection.ranks.get(r["name"], "–")),
-                *(fmt(r.get(m), m) for m in metrics),
+                *(fmt(r.get(m), m) for m in metrics[len(lead) :]),
                 recipe_text(r),
             ]
         )
-    lines += markdown_table(["candidate", "status", "rank", *metrics, "recipe"], rows)
+    header = ["candidate", "why (not)", *lead, "rank", *metrics[len(lead) :], "recipe"]
+    lines += markdown_table(header, rows)
     if len(runtimes_in(records)) > 1:
         header, table = same_candidate_table(records, selection)
         lines += ["", "## The same candidate on every runtime", ""]

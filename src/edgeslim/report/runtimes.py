@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgeslim.budget import FALLBACK
 from edgeslim.figures import is_figure
 from edgeslim.report.columns import fmt
-from edgeslim.select import Selection, select
+from edgeslim.select import Selection, host_figures, select
 
 Record = dict[str, Any]
 
@@ -95,10 +96,26 @@ def quality_of(selection: Selection) -> str:
 
 
 def legend(selection: Selection) -> str:
+    fallback = (
+        ", else the graph's activation memory the arena bound holds it to"
+        if "peak_memory_mb" in host_figures(selection.budget)
+        else ""
+    )
     return (
         f"{quality_of(selection)} · p95 latency · storage · memory (the exact tensor arena where "
-        "the runtime reports one); ◆ on that runtime's own Pareto front."
+        f"the runtime reports one{fallback}); ◆ on that runtime's own Pareto front."
     )
+
+
+def table_memory(record: Record, selection: Selection) -> tuple[str, str]:
+    """The memory figure a row shows and its unit: the exact arena where the runtime reports
+    one; under an arena bound, the activation memory the budget holds the rest to; else the
+    measuring process's peak RSS."""
+    if "tensor_arena_kb" in record:
+        return "tensor_arena_kb", "KB arena"
+    if "peak_memory_mb" in host_figures(selection.budget) and FALLBACK["tensor_arena_kb"] in record:
+        return FALLBACK["tensor_arena_kb"], "KB activations"
+    return "peak_memory_mb", "MB peak"
 
 
 def same_candidate_table(
@@ -116,8 +133,7 @@ def same_candidate_table(
         if r.get("status", "ok") != "ok":
             text = r.get("status", "failed")
         else:
-            memory = "tensor_arena_kb" if "tensor_arena_kb" in r else "peak_memory_mb"
-            unit = "KB arena" if memory == "tensor_arena_kb" else "MB peak"
+            memory, unit = table_memory(r, selection)
             text = (
                 f"{fmt(r.get(quality), quality)} · "
                 f"{fmt(r.get('latency_p95_ms'), 'latency_p95_ms')} ms · "
