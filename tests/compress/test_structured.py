@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 import edgeslim as es
 from edgeslim.errors import ConfigError
@@ -58,3 +59,39 @@ def test_auto_ratios_that_cannot_reach_the_target_say_so(trained_small_cnn, digi
     recipe = [{"prune": {"kind": "structured", "macs_reduction": 500.0, "ratios": "auto"}}]
     with pytest.raises(ConfigError, match="cannot reach a 500x MACs reduction"):
         es.compress(trained_small_cnn, digits, [recipe], show_progress=False)
+
+
+def crafted_stem(digits):
+    """small-cnn whose first block's channels are made to rank by construction: channel 5 is
+    large everywhere (weights x20, BN scale 5), channel 9 is zero everywhere, channel 7 has no
+    weights at all but a BN scale of 1.2 (above every other channel's 1.0)."""
+    torch.manual_seed(0)
+    model = es.models.build("small-cnn", digits.spec)
+    conv, bn, following = model[0][0], model[0][1], model[1][0]
+    with torch.no_grad():
+        conv.weight[5] *= 20
+        following.weight[:, 5] *= 20
+        bn.weight[5] = 5.0
+        for channel in (9, 7):
+            conv.weight[channel] = 0
+            following.weight[:, channel] = 0
+        bn.weight[9], bn.bias[9] = 0.0, 0.0
+        bn.weight[7], bn.bias[7] = 1.2, 0.0
+    return model
+
+
+@pytest.mark.parametrize("importance", ["l1", "l2", "bn-scale"])
+def test_each_importance_keeps_the_channel_built_to_matter(importance, digits):
+    """The crafted channels are told apart after pruning by their BN scales (5, 1.2, 0; the
+    rest 1): every criterion keeps 5 and drops 9; only bn-scale keeps the weightless 7."""
+    prune = {"kind": "structured", "ratio": 0.5, "importance": importance}
+    (pruned,) = es.compress(
+        es.Candidate("crafted", model=crafted_stem(digits)),
+        digits,
+        [[{"prune": prune}]],
+        show_progress=False,
+    )
+    scales = [round(float(v), 4) for v in pruned.model[0][1].weight]
+    assert len(scales) == 8
+    assert 5.0 in scales and 0.0 not in scales
+    assert (1.2 in scales) == (importance == "bn-scale")
