@@ -68,12 +68,21 @@ KEYS = ["name", "model", "data", "train", "candidates", "measure", "budget", "ob
 def test_any_experiment_file_is_accepted_or_refused_with_a_config_error(raw, named):
     if named:
         raw = {"name": "t", "model": "small-cnn", **raw}
+    # what must be refused, whatever else the file holds: an unknown key, a missing name or
+    # model, a name that is not a valid run name, a model that is not a reference
+    must_refuse = (
+        "bogus" in raw
+        or not isinstance(raw.get("name"), str)
+        or not isinstance(raw.get("model"), str)
+        or config.NAME.fullmatch(raw["name"]) is None
+    )
     try:
         experiment = config.parse(raw)
     except ConfigError as exc:
-        assert str(exc)  # a message that says what is wrong
-    else:  # accepted: then it is fully usable
-        assert experiment.config.name and experiment.measure_settings()
+        assert str(exc) and "\n" not in str(exc)  # one line that says what is wrong
+    else:  # accepted: then it is fully usable, and it was not one that must be refused
+        assert not must_refuse, raw
+        assert experiment.config.name == raw["name"] and experiment.measure_settings()
 
 
 @settings(max_examples=DATA_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
