@@ -3,16 +3,19 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import edgeslim as es
 from edgeslim.errors import ModelLoadError, UntrustedFileError
+from edgeslim.models.loading import locate
 
 
 def tiny(spec=None):
@@ -175,3 +178,98 @@ def test_missing_and_unknown_references(digits):
         es.models.load_model("missing.pt", digits.spec)
     with pytest.raises(ModelLoadError, match="cannot import"):
         es.models.load_model("no_such_package.models:net", digits.spec)
+
+
+NET = (
+    "import torch\n"
+    "def build(num_classes, input_shape):\n"
+    "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear({inputs}, num_classes))\n"
+)
+
+
+def write_net(folder: Path, name: str = "mynet.py", inputs: int = 64) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(NET.format(inputs=inputs))
+    return folder / name
+
+
+def test_a_function_builds_the_same_model_from_the_same_seed(digits, tmp_path):
+    write_net(tmp_path)
+    torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()[1].copy()
+    first = es.models.load_model("mynet:build", digits.spec, base_dir=tmp_path, seed=0)
+    again = es.models.load_model("mynet:build", digits.spec, base_dir=tmp_path, seed=0)
+    other = es.models.load_model("mynet:build", digits.spec, base_dir=tmp_path, seed=1)
+    for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(first[1].weight, other[1].weight)
+    # the caller's random state is left as it was
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+    assert (np.random.get_state()[1] == numpy_state).all()
+
+
+def test_a_module_is_found_beside_the_experiment_then_in_the_current_folder(
+    digits, tmp_path, monkeypatch
+):
+    write_net(tmp_path / "proj", inputs=64)
+    write_net(tmp_path, inputs=32)  # another mynet.py, in the current folder
+    monkeypatch.chdir(tmp_path)
+    beside = es.models.load_model("mynet:build", digits.spec, base_dir=tmp_path / "proj")
+    assert beside[1].in_features == 64
+    here = es.models.load_model("mynet:build", digits.spec, base_dir=tmp_path / "elsewhere")
+    assert here[1].in_features == 32
+    # a file, relative to the experiment's folder, with or without .py
+    write_net(tmp_path / "proj" / "models", "net.py", inputs=64)
+    for ref in ("mynet.py:build", "models/net.py:build", "models/net:build"):
+        model = es.models.load_model(ref, digits.spec, base_dir=tmp_path / "proj")
+        assert model[1].in_features == 64, ref
+    assert locate("mynet:build", tmp_path / "proj") == f"{tmp_path / 'proj' / 'mynet.py'}:build"
+    assert locate("small-cnn", tmp_path) == "small-cnn"
+    assert locate("torch.nn:Linear", tmp_path) == "torch.nn:Linear"  # an installed module's
+
+
+def test_a_package_beside_the_experiment_keeps_its_relative_imports(digits, tmp_path):
+    package = tmp_path / "proj" / "zoo_of_mine"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "layers.py").write_text("import torch\nHEAD = torch.nn.Linear\n")
+    (package / "nets.py").write_text(
+        "import torch\nfrom .layers import HEAD\n"
+        "def build(spec):\n"
+        "    return torch.nn.Sequential(torch.nn.Flatten(), HEAD(64, spec.num_classes))\n"
+    )
+    model = es.models.load_model("zoo_of_mine.nets:build", digits.spec, base_dir=package.parent)
+    assert model[1].out_features == 10
+    for name in [m for m in sys.modules if m.startswith("zoo_of_mine")]:
+        del sys.modules[name]
+
+
+def test_a_missing_module_says_where_it_looked(digits, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelLoadError) as info:
+        es.models.load_model("mynet:build", digits.spec, base_dir=tmp_path / "proj")
+    message = str(info.value)
+    assert f"{tmp_path / 'proj' / 'mynet.py'} (beside the experiment file)" in message
+    assert f"{tmp_path / 'mynet.py'} (in the current folder)" in message
+    assert "an installed module 'mynet'" in message
+    with pytest.raises(ModelLoadError, match=f"no file {tmp_path / 'proj' / 'net.py'}"):
+        es.models.load_model("net.py:build", digits.spec, base_dir=tmp_path / "proj")
+    with pytest.raises(ModelLoadError, match="did you mean 'small-cnn'"):
+        es.models.load_model("smal-cnn", digits.spec)
+
+
+@pytest.mark.parametrize(
+    "source, ref, words",
+    [
+        (NET.format(inputs=64), "mynet:bulid", "has no function 'bulid' (did you mean 'build'?)"),
+        ("import no_such_dependency\n", "mynet:build", "No module named 'no_such_dependency'"),
+        ("def build():\n    raise ValueError('bad width')\n", "mynet:build", "bad width"),
+        ("def build(size):\n    pass\n", "mynet:build", "parameter 'size' has no default"),
+        ("def build():\n    return 3\n", "mynet:build", "returned int, expected a torch.nn"),
+    ],
+)
+def test_a_function_that_fails_says_what_and_where(digits, tmp_path, source, ref, words):
+    (tmp_path / "mynet.py").write_text(source)
+    with pytest.raises(ModelLoadError, match=re.escape(words)) as info:
+        es.models.load_model(ref, digits.spec, base_dir=tmp_path)
+    if "bad width" in words:
+        assert "(mynet.py, line 2)" in str(info.value)

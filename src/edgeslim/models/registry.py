@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import random
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -30,6 +33,23 @@ def models_for(task: str) -> list[str]:
     return sorted(name for name in ZOO if TASK_OF[name] == task)
 
 
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a model's construction from ``seed``: torch's, numpy's and Python's random state are
+    seeded for the block and given back afterwards, so the caller's own random state is left as
+    it was. Every model, the zoo's or a user's function, is built under it."""
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            np.random.seed(seed % 2**32)
+            random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+
+
 def build(name: str, spec: DataSpec, seed: int = 0, **options: Any) -> nn.Module:
     """Build zoo model ``name`` for inputs and classes described by ``spec``.
 
@@ -41,8 +61,7 @@ def build(name: str, spec: DataSpec, seed: int = 0, **options: Any) -> nn.Module
             f"unknown zoo model {name!r}; expected one of: {', '.join(sorted(ZOO))}"
         )
     try:
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
+        with seeded(seed):
             return ZOO[name](spec, **options)
     except TypeError as exc:
         raise ModelLoadError(f"zoo model {name!r}: bad options {options} ({exc})") from exc
