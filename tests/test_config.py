@@ -319,3 +319,78 @@ def test_a_hostile_devices_file_is_refused_like_an_experiment_file(tmp_path, mon
     devices.write_text("pi: {ssh: pi@host}\n  bad: [\n")
     with pytest.raises(ConfigError, match=r"devices.yaml:\d+:\d+: not valid YAML"):
         boards(devices)
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (minimal(train={"epoch": 2}), "train.epoch: Extra inputs are not permitted (did you "),
+        (minimal(epochs=2), "epochs: Extra inputs are not permitted (did you mean 'train.epochs'"),
+        (minimal(measure={"thread": 1}), "(did you mean 'threads'?)"),
+        (minimal(budget={"arena_kb": 64}), "unknown metric (did you mean 'tensor_arena_kb'?)"),
+        (minimal(budget={"latency_p95": 5}), "unknown metric (did you mean 'latency_p95_ms'?)"),
+        (minimal(objectives=["acuracy"]), "unknown ['acuracy'] (did you mean 'accuracy'?)"),
+        (minimal(candidates=["int8-statc"]), "unknown preset 'int8-statc' (did you mean 'int8-"),
+        (minimal(candidates=[{"recipe": [{"prun": {}}]}]), "'prun' (did you mean 'prune'?)"),
+        (
+            minimal(candidates=[{"recipe": [{"prune": {"kind": "structure"}}]}]),
+            "got 'structure' (did you mean 'structured'?)",
+        ),
+        (
+            minimal(candidates=[{"recipe": [{"finetune": {"epoch": 2}}]}]),
+            "recipe[0].finetune.epoch: Extra inputs are not permitted (did you mean 'epochs'?)",
+        ),
+        (minimal(measure={"runtime": "onnxruntim"}), "(did you mean 'onnxruntime'?)"),
+    ],
+)
+def test_near_misses_are_named(raw, message):
+    with pytest.raises(ConfigError) as info:
+        config.parse(raw)
+    assert message in str(info.value)
+
+
+MYNET = "import torch\ndef build(spec):\n    return torch.nn.Linear(64, spec.num_classes)\n"
+
+
+def test_paths_and_modules_are_the_experiment_files_not_the_current_folders(tmp_path, monkeypatch):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "mynet.py").write_text(MYNET)
+    (proj / "w.pt").write_bytes(b"")
+    (proj / "exp.yaml").write_text(
+        "name: t\nmodel: mynet:build\nweights: w.pt\ndata: imagefolder:shapes\n"
+        "candidates:\n"
+        "  - {name: a, recipe: [{distill: {teacher: teacher.pt2,\n"
+        "                                    student: {model: mynet.py:build}}}]}\n"
+        "  - {name: b, recipe: [{distill: {teacher: base}}]}\n"
+    )
+    (proj / "teacher.pt2").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    experiment = config.load("proj/exp.yaml")
+    assert experiment.folder == proj
+    assert experiment.config.model == f"{proj / 'mynet.py'}:build"
+    assert experiment.config.weights == str(proj / "w.pt")
+    assert experiment.config.data == f"imagefolder:{proj / 'shapes'}"
+    first, second = (recipe[0]["distill"] for recipe in experiment.recipes.values())
+    assert first["teacher"] == str(proj / "teacher.pt2")
+    assert first["student"]["model"] == f"{proj / 'mynet.py'}:build"
+    assert second["teacher"] == "base"
+    # what the run folder keeps parses again to the same experiment, from anywhere
+    monkeypatch.chdir(proj)
+    again = config.parse(experiment.to_dict())
+    assert again.to_dict() == experiment.to_dict()
+    # an installed module's function and a zoo name stay as they are; a missing one is refused
+    assert config.parse(minimal(model="torch.nn:Identity")).config.model == "torch.nn:Identity"
+    (proj / "exp.yaml").write_text("name: t\nmodel: mynet:buld\n")
+    with pytest.raises(ConfigError, match=r"exp\.yaml: model: .*did you mean 'build'"):
+        config.load(proj / "exp.yaml")
+    (proj / "exp.yaml").write_text("name: t\nmodel: small-cnn\nweights: gone.pt\n")
+    with pytest.raises(ConfigError, match=f"weights: no such file: {proj / 'gone.pt'}"):
+        config.load(proj / "exp.yaml")
+
+
+def test_a_run_folder_parses_though_its_files_are_gone(tmp_path):
+    """The report reads experiment.json again: its paths need not exist there."""
+    raw = minimal(model="/gone/mynet.py:build", data="imagefolder:/gone/shapes")
+    experiment = config.parse(raw, tmp_path / "experiment.json")
+    assert experiment.config.model == "/gone/mynet.py:build"

@@ -22,17 +22,28 @@ objectives: [accuracy, latency_p95_ms, storage_kb]   # the first is the one to o
 from __future__ import annotations
 
 import copy
+import difflib
 import itertools
 import math
 import re
+import typing
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgeslim.boards.board import BoardConfig
-from edgeslim.budget import Budget
-from edgeslim.errors import ConfigError, describe_validation, kind_of, short, yaml_path
+from edgeslim.budget import Budget, known_metrics
+from edgeslim.data.registry import absolute, with_folder
+from edgeslim.errors import (
+    ConfigError,
+    EdgeslimError,
+    describe_validation,
+    kind_of,
+    short,
+    yaml_path,
+)
 from edgeslim.yamlfiles import load_file
 
 if TYPE_CHECKING:
@@ -42,6 +53,19 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")  # fullmatch: no final ne
 NAME_RULE = "1-100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit"
 
 MAX_CANDIDATES = 1_000  # candidates of an experiment once grids are expanded
+
+
+def did_you_mean(word: Any, choices: Iterable[str]) -> str:
+    """`` (did you mean 'epochs'?)`` for a near miss among ``choices``, else nothing."""
+    if not isinstance(word, str) or not word:
+        return ""
+    choices = sorted(set(choices))
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not close and len(word) >= 4:  # arena_kb -> tensor_arena_kb
+        close = (
+            [c for c in choices if word in c][:1] if sum(word in c for c in choices) == 1 else []
+        )
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_name(value: str) -> str:
@@ -54,7 +78,10 @@ def check_runtime(value: str) -> str:
     from edgeslim.runtimes import RUNTIMES
 
     if value not in RUNTIMES:
-        raise ValueError(f"unknown runtime {short(value)}; runtimes: {sorted(RUNTIMES)}")
+        raise ValueError(
+            f"unknown runtime {short(value)}{did_you_mean(value, RUNTIMES)}; runtimes: "
+            f"{sorted(RUNTIMES)}"
+        )
     return value
 
 
@@ -223,9 +250,12 @@ class ExperimentConfig(Strict):
     task: str = Field(
         "classification", description="what the model does: classification or detection"
     )
-    model: str
-    weights: str | None = None
-    data: str = "digits"
+    model: str = Field(
+        description="a zoo name, module:function, file.py:function or a model file (relative "
+        "paths and modules are found beside this file first)"
+    )
+    weights: str | None = Field(None, description="a state dict for the model")
+    data: str = Field("digits", description="a data source; a relative path is from this file")
     train: TrainConfig = TrainConfig()
     candidates: list[CandidateConfig] = Field([], description="presets, recipes or grids")
     measure: MeasureConfig = MeasureConfig()
@@ -276,6 +306,10 @@ class Experiment:
     def __init__(self, config: ExperimentConfig, source: Path | None = None) -> None:
         self.config = config
         self.source = source
+        # the experiment file's folder: its relative paths, and the first place a model's
+        # module is looked for (none given: the current folder)
+        self.folder = absolute(source).parent if source is not None else None
+        with_paths(config, self.folder)
         self.board, profile = resolve_device(config.device)
         self.device = profile
         measure = config.measure.model_dump()
@@ -297,6 +331,7 @@ class Experiment:
             )
         if self.slowdown:
             device_budget = device_budget.on_host(self.slowdown["value"])
+        check_metrics(config)
         self.budget = device_budget.merged(Budget.parse(config.budget))
         from edgeslim.select import objectives_for
 
@@ -331,6 +366,26 @@ class Experiment:
             for candidate, recipe in self.recipes.items():
                 engine.check_recipe(recipe, f"candidate {candidate}")
 
+    def check_references(self) -> None:
+        """Every model the experiment names (its model and weights, a distillation's teacher
+        and student) is found and imports, before any data is read or model trained. Builds
+        nothing: a recipe is checked against the model itself before the baseline trains."""
+        from edgeslim.models.loading import check_reference, is_there
+
+        def check(kind: str, value: str, where: str) -> str:
+            if kind == "file" and not is_there(Path(value), "is_file"):
+                raise ConfigError(f"{where}: no such file: {value}")
+            if kind == "model":
+                check_reference(value, where, self.folder)
+            return value
+
+        check("model", self.config.model, "model")
+        if self.config.weights is not None:
+            check("file", self.config.weights, "weights")
+        for name, recipe in self.recipes.items():
+            for j, step in enumerate(recipe):
+                visit_step(step, check, f"candidate {name}[{j}]")
+
     def record_name(self, candidate: str, runtime: str) -> str:
         """One record per candidate and runtime: ``int8@litert`` when there are several."""
         return candidate if len(self.runtimes) == 1 else f"{candidate}@{runtime}"
@@ -357,6 +412,194 @@ class Experiment:
         settings["batch_sizes"] = tuple(settings["batch_sizes"])
         settings["cores"] = tuple(settings["cores"])
         return MeasureSettings(**settings)
+
+
+def check_metrics(config: ExperimentConfig) -> None:
+    """Budget and objective names are metrics: a near miss is named (``arena_kb`` ->
+    ``tensor_arena_kb``)."""
+    metrics = known_metrics()
+    for metric in config.budget:
+        if metric not in metrics:
+            raise ConfigError(
+                f"budget.{metric}: unknown metric{did_you_mean(metric, metrics)}; a budget may "
+                f"bound {', '.join(sorted(metrics))}"
+            )
+    unknown = [metric for metric in config.objectives or [] if metric not in metrics]
+    if unknown:
+        raise ConfigError(
+            f"objectives: unknown {unknown}{did_you_mean(unknown[0], metrics)}; choose from "
+            f"{', '.join(sorted(metrics))}"
+        )
+
+
+def with_paths(config: ExperimentConfig, folder: Path | None) -> None:
+    """The experiment's paths and model references made independent of the current folder:
+    a relative path is taken from the experiment file's ``folder``; a model's module found
+    beside it (or in the current folder) becomes its file (``/abs/mynet.py:build``)."""
+    from edgeslim.models.loading import locate
+
+    def relocate(kind: str, value: str, _where: str) -> str:
+        return (
+            str(absolute(value, folder)) if kind in ("file", "weights") else locate(value, folder)
+        )
+
+    for name in ("model", "weights", "data"):
+        value = getattr(config, name)
+        if value is None:
+            continue
+        moved = with_folder(value, folder) if name == "data" else relocate(name, value, name)
+        if moved != value:  # assigned only when it changes: what the user left unset stays so
+            setattr(config, name, moved)
+    for i, candidate in enumerate(config.candidates):
+        if candidate.recipe is None:
+            continue
+        where = f"candidates[{i}]"
+        candidate.recipe = [
+            visit_step(step, relocate, f"{where}.recipe[{j}]")
+            for j, step in enumerate(candidate.recipe)
+        ]
+        for key, values in candidate.grid.items():  # a grid may set a reference: distill.teacher
+            step_name, _, setting = key.partition(".")
+            settings = next(
+                (s[step_name] for s in candidate.recipe if isinstance(s, dict) and step_name in s),
+                None,
+            )
+            if isinstance(settings, dict | None):
+                candidate.grid[key] = [
+                    visit_step(
+                        {step_name: {**(settings or {}), setting: value}},
+                        relocate,
+                        f"{where}.grid.{key}",
+                    )[step_name][setting]
+                    for value in values
+                ]
+
+
+Visit = Callable[[str, str, str], str]
+
+
+def models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The settings models an annotation holds (``Student | None`` -> ``[Student]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in models_in(arg)]
+
+
+def visit_settings(model: type[BaseModel], raw: Any, visit: Visit, where: str) -> Any:
+    """``raw`` settings of ``model`` with each reference (a setting marked
+    ``json_schema_extra={"reference": "model" | "file"}``) replaced by ``visit(kind, value,
+    where)``; words the setting allows (``teacher: base``) are left alone."""
+    if not isinstance(raw, dict):
+        return raw
+    result = dict(raw)
+    for name, value in raw.items():
+        field = model.model_fields.get(name) if isinstance(name, str) else None
+        if field is None:
+            continue
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        kind = extra.get("reference")
+        if isinstance(kind, str) and isinstance(value, str):
+            if value not in extra.get("words", ()):
+                result[name] = visit(kind, value, f"{where}.{name}")
+        elif isinstance(value, dict) and (inner := models_in(field.annotation)):
+            result[name] = visit_settings(inner[0], value, visit, f"{where}.{name}")
+    return result
+
+
+def visit_step(step: Any, visit: Visit, where: str) -> Any:
+    """One recipe step with its references visited (see ``visit_settings``)."""
+    from edgeslim.compress.registry import TECHNIQUES
+
+    if not isinstance(step, dict) or len(step) != 1:
+        return step  # its shape is refused, with the reason, when it is expanded
+    ((key, raw),) = step.items()
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    tech = TECHNIQUES.get(f"{key}.{kind}") or TECHNIQUES.get(key)
+    if tech is None or not isinstance(raw, dict):
+        return step
+    return {key: visit_settings(tech.settings, raw, visit, f"{where}.{key}")}
+
+
+def unknown_keys(error: ValidationError, model: type[BaseModel], where: str = "") -> dict[str, str]:
+    """For each setting ``error`` refuses as unknown, by its YAML path, a near miss among the
+    settings allowed there, or the same name one level down (``epochs`` -> ``train.epochs``)."""
+    hints = {}
+    for item in error.errors(include_url=False, include_input=False):
+        loc = tuple(item["loc"])
+        if item["type"] != "extra_forbidden" or not loc or not isinstance(loc[-1], str):
+            continue
+        members = [model]
+        for part in loc[:-1]:
+            if isinstance(part, int):
+                continue
+            named = [m for m in members if m.__name__ == part]  # a union member, by its name
+            fields = [m.model_fields[part] for m in members if part in m.model_fields]
+            members = named or (models_in(fields[0].annotation) if fields else [])
+        if len(members) != 1:
+            continue
+        allowed = members[0].model_fields
+        hint = did_you_mean(loc[-1], allowed)
+        if not hint:
+            below = [
+                f"{name}.{loc[-1]}"
+                for name, field in allowed.items()
+                for inner in models_in(field.annotation)[:1]
+                if loc[-1] in inner.model_fields
+            ]
+            hint = f" (did you mean {below[0]!r}?)" if below else ""
+        if hint:
+            hints[yaml_path(where, loc)] = hint
+    return hints
+
+
+def with_hints(
+    message: str, error: ValidationError, model: type[BaseModel], where: str = ""
+) -> str:
+    """``describe_validation``'s message with a "did you mean" after each unknown setting."""
+    for path, hint in unknown_keys(error, model, where).items():
+        refused = f"{path}: Extra inputs are not permitted"
+        message = message.replace(refused, refused + hint, 1)
+    return message
+
+
+def check_step_name(step: Any, where: str) -> None:
+    """A misspelt technique, kind or setting is named with its near miss; the rest of a step's
+    checks are the technique registry's."""
+    from edgeslim.compress.registry import TECHNIQUES
+
+    if not isinstance(step, dict) or len(step) != 1:
+        return
+    ((key, raw),) = step.items()
+    steps = {t.split(".")[0] for t in TECHNIQUES}
+    if key not in steps:
+        raise ConfigError(
+            f"{where}: unknown step {short(key)}{did_you_mean(key, steps)}; expected one of "
+            f"{sorted(steps)}"
+        )
+    kinds = sorted(t.split(".", 1)[1] for t in TECHNIQUES if t.startswith(f"{key}."))
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    if kinds and isinstance(kind, str) and kind not in kinds:
+        raise ConfigError(
+            f"{where}.{key}.kind: expected one of {kinds}, got {kind!r}{did_you_mean(kind, kinds)}"
+        )
+
+
+def resolve_step(step: Any, where: str) -> Any:
+    """The technique registry's ``resolve``, with a near miss named for an unknown setting."""
+    from edgeslim.compress.registry import TECHNIQUES, resolve
+
+    check_step_name(step, where)
+    try:
+        return resolve(step, where)
+    except ConfigError as exc:
+        cause = exc.__cause__
+        if not isinstance(cause, ValidationError):
+            raise
+        ((key, _),) = step.items()
+        settings = [t.settings for t in TECHNIQUES.values() if t.settings.__name__ == cause.title]
+        if not settings:
+            raise
+        raise ConfigError(with_hints(str(exc), cause, settings[0], f"{where}.{key}")) from cause
 
 
 def resolve_device(
@@ -428,7 +671,7 @@ def grid_label(key: str, value: Any) -> str:
 def expand_candidates(candidates: list[CandidateConfig]) -> dict[str, list[dict[str, Any]]]:
     """Name -> recipe for every candidate, grids expanded, each step validated."""
     from edgeslim.compress.pipeline import expand, recipe_name
-    from edgeslim.compress.registry import resolve
+    from edgeslim.compress.presets import PRESETS
 
     count = sum(math.prod(len(values) for values in c.grid.values()) for c in candidates)
     if count > MAX_CANDIDATES:
@@ -439,6 +682,14 @@ def expand_candidates(candidates: list[CandidateConfig]) -> dict[str, list[dict[
     recipes: dict[str, list[dict[str, Any]]] = {}
     for i, cand in enumerate(candidates):
         where = f"candidates[{i}]"
+        if cand.preset is not None and cand.preset not in PRESETS:
+            hint = did_you_mean(cand.preset, PRESETS)
+            raise ConfigError(
+                f"{where}.preset: unknown preset {cand.preset!r}{hint}; presets: {sorted(PRESETS)}"
+            )
+        if cand.recipe is not None:
+            for j, step in enumerate(cand.recipe):
+                check_step_name(step, f"{where}.recipe[{j}]")
         if cand.preset is not None:
             base = expand(cand.preset, f"{where}.preset")
         else:
@@ -462,7 +713,7 @@ def expand_candidates(candidates: list[CandidateConfig]) -> dict[str, list[dict[
                 )
             steps_where = f"{where}.recipe" if cand.recipe is not None else f"{where}.preset"
             for j, step in enumerate(recipe):
-                resolve(step, f"{steps_where}[{j}]")
+                resolve_step(step, f"{steps_where}[{j}]")
             recipes[name] = recipe
     return recipes
 
@@ -472,7 +723,8 @@ def parse(raw: Any, source: Path | None = None) -> Experiment:
     try:
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(prefix + describe_validation(exc)) from exc
+        message = with_hints(describe_validation(exc), exc, ExperimentConfig)
+        raise ConfigError(prefix + message) from exc
     try:
         return Experiment(config, source)
     except ConfigError as exc:
@@ -480,9 +732,15 @@ def parse(raw: Any, source: Path | None = None) -> Experiment:
 
 
 def load(path: str | Path) -> Experiment:
-    """Read and validate an experiment file (safe YAML: no tags that build objects)."""
-    path = Path(path)
+    """Read and validate an experiment file (safe YAML: no tags that build objects); its
+    relative paths are taken from its folder, and every model it names must be found."""
+    path = absolute(path)
     raw = load_file(path, "experiment file")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top (name:, model:, ...)")
-    return parse(raw, path)
+    experiment = parse(raw, path)
+    try:
+        experiment.check_references()
+    except EdgeslimError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return experiment

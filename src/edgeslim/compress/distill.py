@@ -4,8 +4,9 @@ The loss is the task's: for a classifier
 alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE; for a
 detector the teacher's softened heatmaps and its box regression (``edgeslim.tasks.detection``).
 The teacher is the recipe's starting model unless one is named; the student is the current
-model (so distillation doubles as the fine-tuning after pruning) or a fresh zoo model, e.g. a
-narrower copy (``student: {model: small-cnn, width: 0.5}``).
+model (so distillation doubles as the fine-tuning after pruning) or a fresh model: a zoo model,
+e.g. a narrower copy (``student: {model: small-cnn, width: 0.5}``), or any model reference a
+``model:`` accepts (``student: {model: mynet:small}``), built from the student's seed.
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ from torch import nn
 from edgeslim.compress.finetune import tune
 from edgeslim.compress.registry import StepContext, technique
 from edgeslim.data.bundle import Dataset
-from edgeslim.errors import ConfigError
+from edgeslim.errors import ConfigError, ModelLoadError
+from edgeslim.models import ZOO, build, load_model
 from edgeslim.tasks import task_of
 
 
 class Student(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: str
-    width: float = Field(1.0, gt=0)
-    depth: float | None = Field(None, gt=0, description="block count multiplier (ViTs)")
+    model: str = Field(
+        description="a zoo name, module:function, file.py:function, or a TorchScript file",
+        json_schema_extra={"reference": "model"},  # found as the experiment's model is
+    )
+    width: float = Field(1.0, gt=0, description="channel multiplier (zoo models)")
+    depth: float | None = Field(None, gt=0, description="block count multiplier (zoo ViTs)")
     seed: int = 0
 
 
@@ -40,10 +45,11 @@ class DistillSettings(BaseModel):
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the distillation term")
     teacher: str = Field(
         "base",
-        description="'base', a zoo name with teacher_weights, a "
-        "TorchScript/.pt2 file or package.module:function",
+        description="'base', a zoo name or module:function with teacher_weights, or a "
+        "TorchScript/.pt2 file",
+        json_schema_extra={"reference": "model", "words": ["base"]},
     )
-    teacher_weights: str | None = None
+    teacher_weights: str | None = Field(None, json_schema_extra={"reference": "file"})
     student: Student | None = None
     hints: list[tuple[str, str]] = Field([], description="(student layer, teacher layer) pairs")
     hint_weight: float = Field(1.0, ge=0)
@@ -58,9 +64,10 @@ def load_teacher(s: DistillSettings, base_model: nn.Module | None, data: Dataset
         if base_model is None:
             raise ConfigError("distill.teacher: 'base' needs a PyTorch base model")
         return base_model
-    from edgeslim.models import load_model
-
-    teacher = load_model(s.teacher, data.spec, s.teacher_weights)
+    try:
+        teacher = load_model(s.teacher, data.spec, s.teacher_weights)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"distill.teacher: {exc}") from exc
     if not isinstance(teacher, nn.Module):
         raise ConfigError(f"distill.teacher: {s.teacher} is not a PyTorch model")
     return teacher
@@ -72,12 +79,29 @@ def output_channels(model: nn.Module, data: Dataset) -> int:
 
 
 def build_student(s: DistillSettings, current: nn.Module, data: Dataset) -> nn.Module:
+    """The current model, or a fresh one built from the student's seed: a zoo model (scaled by
+    width and depth) or any model a ``model:`` reference names."""
     if s.student is None:
         return current
-    from edgeslim.models import build
-
-    depth = {} if s.student.depth is None else {"depth": s.student.depth}
-    return build(s.student.model, data.spec, seed=s.student.seed, width=s.student.width, **depth)
+    student = s.student
+    if student.model in ZOO:
+        depth = {} if student.depth is None else {"depth": student.depth}
+        return build(student.model, data.spec, seed=student.seed, width=student.width, **depth)
+    if student.width != 1.0 or student.depth is not None:
+        raise ConfigError(
+            f"distill.student: width and depth scale a zoo model; {student.model} is your own, "
+            "so build the size you want in its function (or name another function)"
+        )
+    try:
+        model = load_model(student.model, data.spec, seed=student.seed)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"distill.student.model: {exc}") from exc
+    if not isinstance(model, nn.Module):
+        raise ConfigError(
+            f"distill.student.model: {student.model} is an ONNX file; a student is trained, so "
+            "give a PyTorch model (a zoo name, module:function or file.py:function)"
+        )
+    return model
 
 
 def check(model: nn.Module, s: DistillSettings, data: Dataset) -> None:
