@@ -372,18 +372,25 @@ def devices(ctx: typer.Context) -> None:
     from edgeslim.boards import boards, calibration, devices_file
     from edgeslim.devices import DEVICES
 
-    table = Table(title="device profiles", title_justify="left", show_lines=True)
-    for column in ("name", "device", "budget (on the device)", "emulation here", "source"):
-        table.add_column(column)
+    # one section per profile, a fact a line: at any width the metric and setting names one
+    # types into an experiment (tensor_arena_kb, memory_limit_mb) are printed whole
+    table = Table(title="device profiles", title_justify="left", show_header=False)
+    table.add_column("fact", no_wrap=True, style="bold")
+    table.add_column("value", overflow="fold")
     for p in DEVICES.values():
-        table.add_row(
-            p.name,
-            p.description,
-            "\n".join(f"{k} {v}" for k, v in p.budget.items()),
-            "\n".join([*(f"{k}: {v}" for k, v in p.measure.items()), f"slowdown: {p.slowdown:g}"]),
-            p.source,
-        )
-    console.print(table)
+        rows = {
+            p.name: p.description,
+            "budget (on the device)": "\n".join(f"{k} {v}" for k, v in p.budget.items()),
+            "emulation here": "\n".join(
+                [*(f"{k}: {v}" for k, v in p.measure.items()), f"slowdown: {p.slowdown:g}"]
+            ),
+            "runtimes": ", ".join(p.runtimes),
+            "source": p.source,
+        }
+        for key, value in rows.items():
+            table.add_row(escape(key), escape(value))
+        table.add_section()
+    console.print(table, highlight=False)
     mine = boards()
     if not mine:
         console.print(
@@ -392,7 +399,7 @@ def devices(ctx: typer.Context) -> None:
         return
     table = Table(title=escape(f"boards ({devices_file()})"), title_justify="left")
     for column in ("name", "ssh", "python", "runtimes", "profile", "calibrated slowdown"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # names wrap, never end in "..."
     for board in mine.values():
         measured = calibration(board.name)
         table.add_row(
