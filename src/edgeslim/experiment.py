@@ -114,12 +114,15 @@ class Runner:
 
     # --- the baseline -------------------------------------------------------------------
     def baseline_key(self) -> str:
+        from edgeslim.models.loading import source_file
+
         weights = self.config.weights
         model = self.config.model
+        source = source_file(model)  # a model file, or the file of the function that builds it
         return digest(
             {
                 "model": model,
-                "model_file": file_digest(model) if Path(model).is_file() else None,
+                "model_file": file_digest(source) if source is not None else None,
                 "weights": file_digest(weights) if weights else None,
                 "data": self.data.source,
                 # where it trains is not what it learns: a GPU run reuses a CPU run's baseline
@@ -128,15 +131,21 @@ class Runner:
             }
         )
 
-    def baseline(self):  # -> Candidate
+    def load(self):  # -> nn.Module | Path
+        """The model as the experiment names it, built from the training seed (a zoo model or
+        a user's function alike: the same seed, the same starting weights)."""
+        from edgeslim.models import load_model
+
+        seed = self.config.train.seed
+        return load_model(self.config.model, self.data.spec, self.config.weights, seed=seed)
+
+    def baseline(self, model):  # -> Candidate
         import torch
 
         from edgeslim.candidate import Candidate
-        from edgeslim.models import load_model
         from edgeslim.models.loading import load_weights
         from edgeslim.train import train
 
-        model = load_model(self.config.model, self.data.spec, self.config.weights)
         if isinstance(model, Path):
             return Candidate("baseline", recipe=({"load": {"file": str(model)}},), artifact=model)
         if self.config.weights is not None or not self.trainable():
@@ -286,7 +295,24 @@ class Runner:
         if examples is not None:  # what the report draws its predictions on
             write_atomic(self.folder.path / "examples.json", json.dumps(examples))
         self.key = self.baseline_key()
-        self.base = self.timed("baseline", self.baseline)
+        model = self.timed("baseline", self.load)
+        self.plans = self.validate(model)
+        self.base = self.timed("baseline", lambda: self.baseline(model))
+
+    def validate(self, model) -> dict[str, list]:
+        """Every recipe checked against the model before the baseline trains (its structure,
+        a distillation's teacher and student), so a mistake costs no training time."""
+        from edgeslim.candidate import Candidate
+        from edgeslim.compress.pipeline import validate
+
+        if isinstance(model, Path):
+            start = Candidate("baseline", artifact=model)
+        else:
+            start = Candidate("baseline", model=model)
+        return {
+            name: validate(start, recipe, self.data, f"candidate {name}")
+            for name, recipe in self.experiment.recipes.items()
+        }
 
     def evaluate(
         self,
@@ -349,8 +375,6 @@ class Runner:
         return next(self.evaluate(name, recipe, plan, label, [self.runtime]))
 
     def run(self) -> RunOutcome:
-        from edgeslim.compress.pipeline import validate
-
         write_atomic(
             self.folder.path / "experiment.json", json.dumps(self.experiment.to_dict(), indent=2)
         )
@@ -364,12 +388,8 @@ class Runner:
                     f"board {self.board.name} ({facts['ssh']}): {facts['host']}, {facts['cpu']}, "
                     f"{facts['cores']} cores, Python {facts['python']}"
                 )
-        self.prepare()
-        # every recipe is checked against the real model before any candidate's work starts
-        plans = {
-            name: validate(self.base, recipe, self.data, f"candidate {name}")
-            for name, recipe in self.experiment.recipes.items()
-        }
+        self.prepare()  # every recipe is checked against the model before any work starts
+        plans = self.plans
         previous = self.folder.latest()
         redone = []
         work = [
@@ -436,6 +456,7 @@ def run(
 ) -> RunOutcome:
     """Build, measure and rank every candidate of ``experiment`` in ``runs_dir/NAME``."""
     folder = RunFolder(runs_dir, experiment.config.name)
+    experiment.check_references()  # a model that is not there fails before the folder is made
     try:
         with writing(folder.path), folder.lock(), interrupts.handled():
             if not experiment.recipes:

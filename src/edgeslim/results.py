@@ -211,7 +211,12 @@ class RunFolder:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Exclusive use of the folder for this process; refused (not waited for) if taken."""
+        """Exclusive use of the folder for this process; refused (not waited for) if taken.
+
+        A folder this call created is removed again when the block fails before any work was
+        kept (no record, no artifact, no trained baseline): a run that stops at a mistake in its
+        model or data leaves no ``runs/NAME/.lock`` behind, nor an empty ``runs/``."""
+        created = [p for p in (self.root, self.path) if not p.exists()]
         self.create()
         with writing(self.path / ".lock"):
             handle = open(self.path / ".lock", "a+")  # noqa: SIM115 (held for the whole block)
@@ -233,9 +238,35 @@ class RunFolder:
                 handle.flush()
             self.sweep()
             yield
+        except BaseException:
+            if self.path in created:
+                self.remove_unused(also_root=self.root in created)  # still under the lock
+            raise
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
             handle.close()
+
+    def remove_unused(self, also_root: bool = False) -> bool:
+        """Remove the folder if it holds nothing a run keeps: only the lock, the experiment's
+        own description, an empty ``artifacts/``. Returns whether it was removed."""
+        unused = {".lock", "experiment.json", "examples.json"}
+        try:
+            if self.artifacts.is_dir() and any(self.artifacts.iterdir()):
+                return False
+            names = {p.name for p in self.path.iterdir()} - {self.artifacts.name}
+            if not names <= unused:
+                return False
+            for name in names:
+                (self.path / name).unlink(missing_ok=True)
+            if self.artifacts.is_dir():
+                self.artifacts.rmdir()
+            self.path.rmdir()
+        except OSError:
+            return False
+        if also_root:
+            with contextlib.suppress(OSError):  # only when empty: other runs' folders stay
+                self.root.rmdir()
+        return True
 
     def append(self, record: dict[str, Any]) -> None:
         """Add one record durably; a partial line left by a crash is first closed off. When the
