@@ -7,12 +7,13 @@ Chromium is not installed; in CI (``CI=true``) a missing browser fails it.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.ci import require
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -21,11 +22,9 @@ DRIVER = shutil.which("chromedriver")
 
 @pytest.fixture
 def browser():
-    if not (CHROMIUM and DRIVER):
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must install chromium and chromium-driver (see .ci/run)")
-        pytest.skip("chromium / chromedriver not installed")
-    webdriver = pytest.importorskip("selenium.webdriver")
+    require(bool(CHROMIUM and DRIVER), "chromium / chromedriver not installed (apt-get install "
+            "chromium chromium-driver)")  # fmt: skip
+    from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
@@ -91,3 +90,38 @@ def test_the_table_sorts_when_a_header_is_clicked(first_run, browser):
         (r for r in outcome.records if "storage_kb" in r), key=lambda r: r["storage_kb"]
     )
     assert names[: len(measured)] == [r["name"] for r in measured]
+
+
+VERDICT = """
+const pre = document.querySelector('#recommendation pre');
+const box = pre.getBoundingClientRect();
+const line = parseFloat(getComputedStyle(pre).lineHeight) || 16;
+return {text: pre.innerText, scroll: pre.scrollWidth, client: pre.clientWidth,
+        lines: Math.round(box.height / line), right: box.right, page: window.innerWidth};
+"""
+
+
+def test_the_recommendation_wraps_and_is_never_cut(first_run, browser):
+    """At a phone's width the summary's lines wrap inside their box: nothing runs past it, and
+    every runner-up is there to read."""
+    _, outcome, _ = first_run
+    browser.set_window_size(420, 1600)
+    browser.get(outcome.reports["html"].resolve().as_uri())
+    verdict = browser.execute_script(VERDICT)
+    summary = outcome.selection.summary()
+    assert verdict["text"].strip() == summary.strip()
+    assert verdict["scroll"] <= verdict["client"] + 1, verdict  # wrapped, not overflowing
+    assert verdict["right"] <= verdict["page"], verdict
+    assert verdict["lines"] > len(summary.splitlines()), verdict  # some line did wrap
+    for other in outcome.selection.runner_ups:
+        assert other["name"] in verdict["text"]
+
+
+def test_the_trade_off_points_carry_their_names(first_run, browser):
+    _, outcome, _ = first_run
+    browser.get(outcome.reports["html"].resolve().as_uri())
+    labels = browser.execute_script(
+        "return [...document.querySelectorAll('#pareto-0 .textpoint')].map((t) => t.textContent)"
+    )
+    measured = {r["name"] for r in outcome.selection.measured}
+    assert set(labels) == measured
