@@ -15,6 +15,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
 
 from edgeslim import config
@@ -55,6 +56,13 @@ def search_experiment(name: str, trials: int = 12, **search) -> config.Experimen
 
 def quiet(_: str) -> None:
     pass
+
+
+def search_command(experiment: config.Experiment, folder: Path, runs: Path) -> list[str]:
+    """`edgeslim search FILE.yaml --runs RUNS` as a user types it, the file written first."""
+    spec = folder / "search.yaml"
+    spec.write_text(yaml.safe_dump(experiment.to_dict()))
+    return [sys.executable, "-m", "edgeslim.cli", "search", str(spec), "--runs", str(runs)]
 
 
 def test_embedded_search_gives_a_fitting_front_and_a_restart_adds_trials(first_run, tmp_path):
@@ -202,22 +210,10 @@ def test_bad_search_settings_are_refused():
 
 def test_the_search_command_runs_as_a_user_types_it(first_run, tmp_path):
     """`edgeslim search FILE.yaml --trials 2` in a subprocess, the way the README gives it."""
-    import yaml
-
     experiment = search_experiment("cli-search", trials=2)
     reuse_baseline(first_run, RunFolder(tmp_path / "runs", "cli-search"))
-    spec = tmp_path / "search.yaml"
-    spec.write_text(yaml.safe_dump(experiment.to_dict()))
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edgeslim.cli",
-            "search",
-            str(spec),
-            "--runs",
-            str(tmp_path / "runs"),
-        ],
+        search_command(experiment, tmp_path, tmp_path / "runs"),
         capture_output=True,
         text=True,
         timeout=600,
@@ -234,16 +230,12 @@ CHEAP_SPACE = {"sparsity": [0.0, 0.9], "quantize": ["none", "fp16"], "finetune_e
 def test_a_rerun_adds_new_settings_and_never_replays_earlier_ones(first_run, tmp_path):
     """`edgeslim search FILE --trials 3` twice: six trials, six different settings (the seeded
     sampler used to be rebuilt from the same seed and propose trials 0-2 again)."""
-    import yaml
-
     experiment = search_experiment("rerun", trials=3, space=CHEAP_SPACE)
     folder = reuse_baseline(first_run, RunFolder(tmp_path / "runs", "rerun"))
-    spec = tmp_path / "search.yaml"
-    spec.write_text(yaml.safe_dump(experiment.to_dict()))
-    command = [sys.executable, "-m", "edgeslim.cli", "search", str(spec), "--trials", "3"]
+    command = [*search_command(experiment, tmp_path, tmp_path / "runs"), "--trials", "3"]
     for _ in range(2):
         out = subprocess.run(
-            [*command, "--runs", str(tmp_path / "runs")],
+            command,
             capture_output=True,
             text=True,
             timeout=600,
@@ -295,21 +287,9 @@ def test_ctrl_c_during_a_trial_stops_the_search_in_one_line_and_a_rerun_goes_on(
 ):
     """Ctrl-C mid-build, to the whole process group as a terminal sends it: the clean message
     (no Optuna traceback), exit 130; the rerun finishes the study."""
-    import yaml
-
     experiment = search_experiment("ctrl-c", trials=3, space=CHEAP_SPACE)
     folder = reuse_baseline(first_run, RunFolder(tmp_path / "runs", "ctrl-c"))
-    spec = tmp_path / "search.yaml"
-    spec.write_text(yaml.safe_dump(experiment.to_dict()))
-    command = [
-        sys.executable,
-        "-m",
-        "edgeslim.cli",
-        "search",
-        str(spec),
-        "--runs",
-        str(folder.root),
-    ]
+    command = search_command(experiment, tmp_path, folder.root)
     proc = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
