@@ -4,7 +4,6 @@ error where a runtime is missing or cannot express a step."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -15,6 +14,7 @@ import pytest
 import edgeslim as es
 from edgeslim.errors import ConfigError, ExportError, MissingRuntimeError
 from edgeslim.runtimes import RUNTIMES, runtime
+from tests.ci import missing
 from tests.conftest import QUICK
 
 
@@ -22,9 +22,7 @@ def require(name: str) -> None:
     try:
         RUNTIMES[name].check_available()
     except MissingRuntimeError:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI installs every runtime; {name} is missing")
-        pytest.skip(f"{name} is not installed")
+        missing(f"{name} is not installed (pip install 'edgeslim[{RUNTIMES[name].extra}]')")
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +218,60 @@ def test_a_full_integer_model_is_timed_on_samples_quantized_before_the_clock(
     assert raw.dtype == np.int8 and dequantized.dtype == np.float32
     np.testing.assert_allclose(dequantized, (raw.astype(np.float32) - session.output_scale[1])
                                * session.output_scale[0])  # fmt: skip
+
+
+def advised_settings(text: str) -> set[str]:
+    """The ``name: value`` settings a piece of advice names."""
+    import re
+
+    return set(re.findall(r"\b([a-z_]+): ", text)) - {"kind"}
+
+
+@pytest.mark.parametrize("name", sorted(RUNTIMES))
+def test_agreement_advice_names_only_settings_its_quantizer_reads(name):
+    """Every setting the advice names is one the quantizer that makes this runtime's file reads
+    (ONNX Runtime's: the quantize kinds' and qat's settings models; a converter: its source),
+    and every kind it names is one the runtime can express."""
+    import importlib
+    import inspect
+    import re
+
+    from edgeslim.compress.mixed import MixedSettings
+    from edgeslim.compress.qat import QATSettings
+    from edgeslim.compress.quantize import StaticSettings
+    from edgeslim.compress.registry import TECHNIQUES
+    from edgeslim.runtimes.agreement import advice
+
+    engine = RUNTIMES[name]
+    text = advice(engine)
+    kinds = set(re.findall(r"\bkind: ([a-z0-9-]+)(?: or ([a-z0-9-]+))?", text))
+    kinds = {kind for pair in kinds for kind in pair if kind}
+    assert kinds and all(f"quantize.{kind}" in TECHNIQUES for kind in kinds), kinds
+    named = advised_settings(text)
+    if engine.reads_onnx:
+        known = {
+            *StaticSettings.model_fields,
+            *MixedSettings.model_fields,
+            *QATSettings.model_fields,
+        }
+        assert named <= known, named - known
+        assert {"calibration_samples", "calibration_method", "per_channel", "bits"} <= named
+    else:
+        source = inspect.getsource(importlib.import_module(engine.converter))
+        for setting in named:
+            assert f'settings.get("{setting}"' in source, (name, setting)
+        assert "calibration_samples" in named, text
+        assert kinds <= {*(engine.quantize_kinds or ()), "mixed"}, kinds
+
+
+def test_a_quantized_file_that_disagrees_says_what_to_try_and_on_how_many_samples(
+    candidates, digits
+):
+    other = es.models.build("small-cnn", digits.spec)  # untrained: not what the file holds
+    wrong = candidates["int8"].replace(model=other)
+    with pytest.raises(ExportError) as failed:
+        es.measure(wrong, digits, QUICK)
+    message = str(failed.value)
+    assert f"of 128 samples (the first 128 of the test split's {len(digits.test)};" in message
+    assert "at least 90% expected (a fixed threshold, not a setting)" in message
+    assert "calibration_samples: 1000" in message and "kind: mixed and bits: [8, 32]" in message
