@@ -119,3 +119,31 @@ def test_device_auto_falls_back_to_the_cpu_and_cuda_is_checked(digits):
         assert training_device("auto").type == "cpu"
         with pytest.raises(ConfigError, match="torch sees no GPU"):
             es.compress(es.Candidate("m", model=model), digits, [[{"finetune": {}}]], device="cuda")
+
+
+def test_training_says_each_epoch_in_one_plain_line_when_not_on_a_terminal(digits, capsys):
+    """Output captured, as in a CI log: one line per epoch with the loss, the validation figure
+    and the time left; an early stop says so; nothing when progress is off."""
+    model = es.models.build("mlp", digits.spec)
+    fit(model, digits, epochs=3, patience=None, desc="train mlp")
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[1] for line in lines] == [" epoch 1/3", " epoch 2/3", " epoch 3/3"]
+    assert lines[0].startswith("train mlp: epoch 1/3: loss ") and "val_accuracy 0." in lines[0]
+    assert lines[0].endswith(" left") and "(best " in lines[0]
+    assert not lines[-1].endswith(" left")  # nothing left after the last epoch
+    result = fit(model, digits, epochs=30, patience=1, lr=1e-6, desc="tune")
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == result.epochs_run < 30
+    assert "stops early: no better for 1 epoch(s)" in lines[-1] and not lines[-1].endswith(" left")
+    fit(model, digits, epochs=1, show_progress=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_the_time_left_is_the_mean_epoch_so_far_times_the_epochs_to_go():
+    from edgeslim.progress import Bar, duration
+
+    assert [duration(s) for s in (0.4, 42, 185, 3720)] == ["0s", "42s", "3m 05s", "1h 02m"]
+    bar = Bar(None, None, ("train x", "epoch", 12))
+    bar._done = 3
+    assert bar.line("loss 0.5", 30.0) == "train x: epoch 3/12: loss 0.5; 30s, about 1m 30s left"
+    assert bar.line("", 30.0, last=True) == "train x: epoch 3/12: 30s"

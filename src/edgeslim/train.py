@@ -239,7 +239,7 @@ def fit(
     # return the fine-tuned weights (they carry the penalty or mask it was asked for).
     best_acc = evaluate(model, data.val, data.spec) if epochs == 0 else -1.0
     best_state, best_epoch, history = copy.deepcopy(model.state_dict()), 0, []
-    with progress_bar(desc, total=epochs, enabled=show_progress) as bar:
+    with progress_bar(desc, total=epochs, enabled=show_progress, unit="epoch") as bar:
         for epoch in range(1, epochs + 1):
             model.train()
             order = torch.randperm(len(y_train), generator=generator)
@@ -273,10 +273,14 @@ def fit(
             if val_acc > best_acc:
                 best_acc, best_epoch = val_acc, epoch
                 best_state = copy.deepcopy(model.state_dict())
+            stop = patience is not None and epoch - best_epoch >= patience
             bar.advance(
-                f"loss {total_loss / len(order):.3f}  val {val_acc:.3f}  best {best_acc:.3f}"
+                f"loss {total_loss / len(order):.4f}, val_{task.quality} {val_acc:.4f} "
+                f"(best {best_acc:.4f} at epoch {best_epoch})"
+                + (f", stops early: no better for {patience} epoch(s)" if stop else ""),
+                last=stop,
             )
-            if patience is not None and epoch - best_epoch >= patience:
+            if stop:
                 break
     if restore_best:
         model.load_state_dict(best_state)
