@@ -15,28 +15,22 @@ import pytest
 import torch
 
 # The README's example, verbatim: proj/mynet.py and proj/exp.yaml beside proj/shapes/.
-MYNET = '''\
-"""My own models: edgeslim calls a function by name and gets an nn.Module back."""
-
+MYNET = """\
 from torch import nn
 
 
-def build(num_classes, input_shape):
-    """The model to compress; input_shape is one sample's (channels, height, width)."""
+def build(num_classes, input_shape):  # input_shape: one sample's (channels, height, width)
     channels, height, width = input_shape
     return nn.Sequential(
-        nn.Conv2d(channels, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.Flatten(),
+        nn.Conv2d(channels, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
         nn.Linear(8 * height * width, num_classes),
     )
 
 
-def small(num_classes, input_shape):
-    """A smaller student to distill the trained model into."""
+def small(num_classes, input_shape):  # a smaller student to distill the trained model into
     channels, height, width = input_shape
     return nn.Sequential(nn.Flatten(), nn.Linear(channels * height * width, num_classes))
-'''
+"""
 
 EXPERIMENT = """\
 name: shapes
