@@ -88,7 +88,9 @@ def quantize(source: Path, target: Path, kind: str, settings: dict, data: Datase
     quantized: list[Any] = []
     with quiet("absl"):
         c_output(lambda: quantized.append(tool.quantize(*calibrations)))
-    quantized[0].export_model(str(target), overwrite=True)
+    # a stale file first: with overwrite=True the quantizer logs "Overwriting" on the root logger
+    target.unlink(missing_ok=True)
+    quantized[0].export_model(str(target))
     return info
 
 
