@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -256,3 +257,86 @@ def test_report_of_a_damaged_run_folder_is_one_error_line(run_folder):
     spec.write_text('["t"]')
     line = refused("report", run_folder)
     assert f"{spec}: expected the experiment as a JSON object, got a list" in line, line
+
+
+EXIT_CODES = {
+    0: "a recommendation, and every candidate was measured",
+    2: "a user error",
+    3: "no recommendation: nothing fits the budget",
+    4: "a recommendation, but some candidates failed",
+    130: "interrupted (Ctrl-C)",
+}
+
+
+@pytest.mark.parametrize("command", ["run", "demo", "search"])
+def test_help_lists_the_exit_codes(command):
+    out = edgeslim(command, "--help")
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    for code, meaning in EXIT_CODES.items():
+        assert f"{code} {meaning}" in text, (code, text)
+
+
+def experiment_file(tmp_path, name: str, **changes):
+    """A tiny experiment on digits: a small CNN trained for 2 epochs, the baseline only."""
+    import yaml
+
+    from tests.experiments import MEASURE
+
+    spec = {
+        "name": name,
+        "model": "small-cnn",
+        "data": "digits",
+        "train": {"epochs": 2},
+        "measure": MEASURE,
+        **changes,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_a_run_with_a_recommendation_exits_0_and_says_each_training_epoch(tmp_path):
+    out = edgeslim("run", experiment_file(tmp_path, "good"), "--runs", tmp_path / "runs")
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    epochs = [i for i, line in enumerate(lines) if line.startswith("train baseline: epoch ")]
+    assert len(epochs) == 2, out.stdout  # one plain line per epoch (output is not a terminal)
+    first, last = (lines[i] for i in epochs)
+    assert re.match(
+        r"train baseline: epoch 1/2: loss \d\.\d{4}, val_accuracy \d\.\d{4} \(best \d\.\d{4} "
+        r"at epoch 1\); \d+s, about \d+s left$",
+        first,
+    ), first
+    assert last.startswith("train baseline: epoch 2/2: loss ") and "left" not in last, last
+    training = next(i for i, line in enumerate(lines) if "baseline: training" in line)
+    measured = next(i for i, line in enumerate(lines) if line.startswith("[1/1] baseline: "))
+    assert training < epochs[0] < epochs[1] < measured  # as it happens, not after the run
+    assert "recommended: baseline" in out.stdout
+
+
+def test_a_failing_candidate_exits_4_and_nothing_fitting_exits_3(tmp_path):
+    """An MLP left untrained (0 epochs: quick), whose INT8 form calibrated on one sample answers
+    unlike PyTorch on 1 sample in 6: that candidate fails with advice, as does one that cannot
+    be built."""
+    candidates = [
+        {"name": "int8-one-sample", "recipe": [{"quantize": {"kind": "static-int8",
+                                                           "calibration_samples": 1}}]},
+        {"name": "impossible", "recipe": [{"prune": {"kind": "structured",
+                                                      "macs_reduction": 500}}]},
+    ]  # fmt: skip
+    runs = tmp_path / "runs"
+    untrained = {"model": "mlp", "train": {"epochs": 0}, "candidates": candidates}
+    path = experiment_file(tmp_path, "fails", **untrained)
+    out = edgeslim("run", path, "--runs", runs)
+    assert out.returncode == 4, (out.returncode, out.stderr[-2000:])
+    assert "failed candidates: int8-one-sample, impossible" in " ".join(out.stderr.split())
+    said = " ".join(out.stdout.split())
+    assert "int8-one-sample: FAILED in measure: ExportError:" in said
+    assert "samples (the first 128 of the test split's" in said
+    assert "To agree more: with kind: static-int8, calibrate on more samples" in said
+    # the same records under a budget nothing meets: no recommendation wins over the failures
+    path = experiment_file(tmp_path, "fails", **untrained, budget={"storage_kb": "<= 0.001"})
+    out = edgeslim("run", path, "--runs", runs)
+    assert out.returncode == 3, (out.returncode, out.stderr[-2000:])
+    assert "already failed" in out.stdout and "building" not in out.stdout

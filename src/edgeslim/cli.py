@@ -1,6 +1,7 @@
 """Command line: ``edgeslim demo | run | report | measure | zoo | sensitivity | devices``.
 
-User errors print one line and exit 2."""
+User errors print one line and exit 2. ``run``, ``demo`` and ``search`` say by their exit code
+whether there is a recommendation (``EXIT_CODES``), so a script or a CI job can tell."""
 
 from __future__ import annotations
 
@@ -27,6 +28,26 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 MESSAGE_CHARS = 2000  # a message longer than this is cut: one line stays one readable line
+
+# Exit codes of run, demo and search. No recommendation (3) wins over failed candidates (4): a
+# script asks first whether there is a model to ship, so 0 and 4 both mean "there is one", 4
+# that it was chosen among fewer candidates than asked for (the failed ones are listed).
+RECOMMENDED = 0
+USER_ERROR = 2
+NOTHING_FITS = 3
+SOME_FAILED = 4
+INTERRUPTED = 130
+EXIT_CODES = "\n".join(
+    [
+        "Exit codes:",
+        f"{RECOMMENDED:<5}a recommendation, and every candidate was measured",
+        f"{USER_ERROR:<5}a user error (a bad file or option), said in one error line",
+        f"{NOTHING_FITS:<5}no recommendation: nothing fits the budget (or nothing was measured),"
+        " whether or not candidates failed",
+        f"{SOME_FAILED:<5}a recommendation, but some candidates failed (listed on stderr)",
+        f"{INTERRUPTED:<5}interrupted (Ctrl-C): what finished is kept; run the same command again",
+    ]
+)
 
 
 def one_line(text: object) -> str:
@@ -232,15 +253,23 @@ def plain(text: str) -> None:
     console.print(text, highlight=False, markup=False)
 
 
-def print_outcome(outcome) -> None:
+def print_outcome(outcome) -> int:
+    """The recommendation, the failed candidates and the reports; returns the exit code."""
     selection = outcome.selection
     style = "green" if selection.recommended else "yellow"
     console.print(Text(selection.summary(), style=style), highlight=False)
-    failed = [str(r["name"]) for r in outcome.records if r.get("status") == "failed"]
-    if failed:
-        say("failed candidates", "yellow", ", ".join(failed))
+    if outcome.failed:
+        say("failed candidates", "yellow", ", ".join(outcome.failed))
     for kind, path in outcome.reports.items():
         console.print(f"{kind} report: {path}", markup=False)
+    return exit_code(outcome)
+
+
+def exit_code(outcome) -> int:
+    """``NOTHING_FITS`` without a recommendation, else ``SOME_FAILED`` if a candidate failed."""
+    if outcome.selection.recommended is None:
+        return NOTHING_FITS
+    return SOME_FAILED if outcome.failed else RECOMMENDED
 
 
 def run_experiment(experiment, runs: Path, retry_failed: bool) -> None:
@@ -262,18 +291,18 @@ def run_experiment(experiment, runs: Path, retry_failed: bool) -> None:
                 "again to resume",
                 markup=False,
             )
-            sys.exit(130)
+            sys.exit(INTERRUPTED)
     for warning in caught:
         if "damaged record" in str(warning.message):
             say("warning", "yellow", warning.message)
-    print_outcome(outcome)
+    sys.exit(print_outcome(outcome))
 
 
 RunsOption = Annotated[Path, typer.Option(help="folder that holds the run folders")]
 RetryOption = Annotated[bool, typer.Option(help="redo candidates whose earlier attempt failed")]
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def run(
     experiment_file: Annotated[Path, typer.Argument(help="experiment YAML file")],
     runs: RunsOption = Path("runs"),
@@ -304,7 +333,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="run folder (runs/NAME)"
         console.print(f"{kind} report: {path}", markup=False)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def search(
     experiment_file: Annotated[Path, typer.Argument(help="experiment YAML file with search:")],
     trials: Annotated[
@@ -335,8 +364,8 @@ def search(
         )
     except KeyboardInterrupt:
         err_console.print("interrupted: finished trials are kept in the study; run again to go on")
-        sys.exit(130)
-    print_outcome(outcome)
+        sys.exit(INTERRUPTED)
+    sys.exit(print_outcome(outcome))
 
 
 @app.command()
@@ -478,7 +507,7 @@ def devices_calibrate(
     )
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def demo(
     runs: RunsOption = Path("runs"),
     retry_failed: RetryOption = False,
@@ -512,7 +541,7 @@ def main() -> None:
         typer.main.get_command(app).main()
     except EdgeslimError as exc:
         say("error", "red", exc)
-        sys.exit(2)
+        sys.exit(USER_ERROR)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,11 @@ class RunOutcome:
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds, this session
     redone: list[str] = field(default_factory=list)  # candidates built in this session
 
+    @property
+    def failed(self) -> list[str]:
+        """The records (candidates, or search trials) whose build or measurement failed."""
+        return [str(r["name"]) for r in self.records if r.get("status") == "failed"]
+
 
 def digest(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, default=str)

@@ -226,11 +226,15 @@ class Trials:
             self.runner.say(f"{label}: the same settings as {source}; not built again")
             raise optuna.TrialPruned(f"the same settings as {source}")
         try:
-            plan = validate(self.runner.base, recipe, self.runner.data, name)
-        except ConfigError as exc:  # a sampled combination the model cannot take
-            record = self.runner.failure(name, self.runner.runtime, "", recipe, "validate", exc)
-        else:
-            record = self.runner.evaluate_one(name, recipe, plan, label)
+            try:
+                plan = validate(self.runner.base, recipe, self.runner.data, name)
+            except ConfigError as exc:  # a sampled combination the model cannot take
+                record = self.runner.failure(name, self.runner.runtime, "", recipe, "validate", exc)
+            else:
+                record = self.runner.evaluate_one(name, recipe, plan, label)
+        except (KeyboardInterrupt, SystemExit):
+            stopped(trial)
+            raise
         record.update(
             trial=trial.number,
             params=trial.params,
@@ -249,6 +253,13 @@ class Trials:
         if record["status"] != "ok":
             raise TrialFailed(record.get("error") or record.get("does_not_fit"))
         return [float(record[metric]) for metric in self.experiment.config.objectives]
+
+
+def stopped(trial: optuna.Trial) -> None:
+    """Mark a trial that Ctrl-C (or a worker's SIGTERM) stopped: like a run's interrupted
+    candidate it leaves no record, where a trial whose worker died is a failed one."""
+    with contextlib.suppress(Exception):  # the interrupt matters, not a storage hiccup
+        trial.set_user_attr("stopped", True)
 
 
 def same_settings(trial: optuna.Trial) -> int | None:
@@ -350,7 +361,7 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
     record = trial.user_attrs.get("record")
     if record is not None:
         return record
-    if trial.state == TrialState.FAIL:
+    if trial.state == TrialState.FAIL and not trial.user_attrs.get("stopped"):
         return {
             "name": TRIAL_NAME.format(trial.number),
             "trial": trial.number,
