@@ -68,15 +68,6 @@ def end_to_end_stats(samples_ms: np.ndarray) -> dict:
     return {"latency_e2e_p50_ms": float(p50), "latency_e2e_p95_ms": float(p95)}
 
 
-def spread(samples_ms: np.ndarray) -> tuple[float, float]:
-    """(cv, p95 / p50) of per-call times."""
-    mean = float(samples_ms.mean())
-    p50, p95 = np.percentile(samples_ms, [50, 95])
-    return (float(samples_ms.std()) / mean if mean > 0 else 0.0), (
-        float(p95 / p50) if p50 > 0 else 1.0
-    )
-
-
 def timing_noisy(network_ms: np.ndarray, end_to_end_ms: np.ndarray | None = None) -> str | None:
     """Why these per-call times are not to be trusted, or None: a spread past what a quiet host
     shows (``NOISY_CV``, ``NOISY_P95_OVER_P50``), or end-to-end percentiles below the network's
@@ -86,7 +77,9 @@ def timing_noisy(network_ms: np.ndarray, end_to_end_ms: np.ndarray | None = None
     for label, samples in (("", network_ms), ("end to end ", end_to_end_ms)):
         if samples is None or not len(samples):
             continue
-        cv, tail = spread(samples)
+        stats = percentile_stats(samples)
+        cv, p50 = stats["latency_cv"], stats["latency_p50_ms"]
+        tail = stats["latency_p95_ms"] / p50 if p50 > 0 else 1.0
         if cv > NOISY_CV:
             reasons.append(f"{label}cv {cv:.2f} > {NOISY_CV:g}")
         if tail > NOISY_P95_OVER_P50:
