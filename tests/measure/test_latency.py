@@ -2,16 +2,23 @@ import re
 import time
 
 import numpy as np
+import pytest
 
 import edgeslim as es
 from edgeslim.measure.latency import percentile_stats, time_runs
 
 
 def test_percentile_stats_on_known_samples():
+    """1..100 ms: worked by hand with linear interpolation between ranks (p = 1 + q * 99) and
+    the population standard deviation sqrt((100^2 - 1) / 12)."""
     stats = percentile_stats(np.arange(1, 101, dtype=float))
-    assert stats["latency_p50_ms"] == 50.5
-    assert stats["latency_p99_ms"] == np.percentile(np.arange(1, 101), 99)
-    assert abs(stats["latency_cv"] - np.std(np.arange(1, 101)) / 50.5) < 1e-12
+    assert stats["latency_p50_ms"] == pytest.approx(50.5)
+    assert stats["latency_p90_ms"] == pytest.approx(90.1)
+    assert stats["latency_p95_ms"] == pytest.approx(95.05)
+    assert stats["latency_p99_ms"] == pytest.approx(99.01)
+    assert stats["latency_mean_ms"] == pytest.approx(50.5)
+    assert stats["latency_std_ms"] == pytest.approx((9999 / 12) ** 0.5)
+    assert stats["latency_cv"] == pytest.approx(28.86607004772212 / 50.5)
 
 
 def test_time_runs_respects_the_time_cap_but_keeps_min_runs():
