@@ -104,3 +104,24 @@ def test_layout_is_read_from_the_channels():
     assert B.layout(14, 10) == "boxes" and B.layout(10, 10) == "centroids"
     with pytest.raises(ValueError, match="classes \\+ 4"):
         B.layout(12, 10)
+
+
+def test_agreement_counts_shared_objects_per_image_over_the_larger_count():
+    """Hand-worked: image 1, two boxes each side, one the same (IoU 1, same class), one moved
+    off (IoU 0): 1/2. Image 2: the same box with another class: 0/1. Image 3: nothing on either
+    side: 1. Image 4: one box against none: 0/1. Mean (0.5 + 0 + 1 + 0) / 4 = 0.375; boxes under
+    the score threshold do not count."""
+    a = [
+        found([0, 0, 10, 10, 0.9, 0], [20, 20, 30, 30, 0.9, 1]),
+        found([0, 0, 10, 10, 0.9, 0]),
+        found([0, 0, 10, 10, 0.1, 0]),  # under the threshold: as if absent
+        found([0, 0, 10, 10, 0.9, 2]),
+    ]
+    b = [
+        found([0, 0, 10, 10, 0.8, 0], [50, 50, 60, 60, 0.8, 1]),
+        found([0, 0, 10, 10, 0.8, 1]),
+        found(),
+        found(),
+    ]
+    assert B.agreement(a, b, threshold=0.3) == pytest.approx(0.375)
+    assert B.agreement(a, a, threshold=0.3) == 1.0
