@@ -155,3 +155,21 @@ def test_a_lead_of_2_in_359_is_within_noise_and_a_lead_of_97_is_not():
     assert margin(best, with_samples(rec("e", 0.9, 1.0)), "latency_p95_ms") is None
     chosen = select([best, with_samples(rec("b", 345 / 359, 0.5))], objectives=["accuracy"])
     assert "b is as good a pick" in chosen.summary()
+
+
+def test_hypervolume_history_adds_only_fitting_trials_in_trial_order():
+    """Boxes from each fitting trial to the budget's corner (accuracy 0.9, 100 KB), worked by
+    hand: trial 0 (0.95, 50 KB) spans 0.05 x 50 = 2.5; trial 1 misses the accuracy bound; trial 2
+    (0.92, 20 KB) adds 0.02 x 80 less the 0.02 x 50 it shares: 3.1; trial 3 failed."""
+    from edgeslim.select import hypervolume_history, objectives_for
+
+    records = [
+        {**rec("t2", 0.92, 1.0, storage=20), "trial": 2},
+        {**rec("t0", 0.95, 1.0, storage=50), "trial": 0},
+        {**rec("t1", 0.85, 1.0, storage=10), "trial": 1},
+        {"name": "t3", "trial": 3, "status": "failed", "error": "boom"},
+    ]
+    budget = es.Budget(accuracy=0.9, storage_kb=100)
+    history = hypervolume_history(records, objectives_for(["accuracy", "storage_kb"]), budget)
+    assert [t for t, _ in history] == [0, 1, 2, 3]
+    assert [v for _, v in history] == pytest.approx([2.5, 2.5, 3.1, 3.1])
