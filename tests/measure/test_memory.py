@@ -1,3 +1,6 @@
+import json
+
+import onnxruntime
 import pytest
 import torch
 
@@ -5,7 +8,13 @@ import edgeslim as es
 from edgeslim.candidate import Candidate
 from edgeslim.devices import DEVICES
 from edgeslim.measure.graph import summarize
-from edgeslim.measure.memory import activation_memory
+from edgeslim.measure.memory import (
+    SHARED_OBJECT,
+    activation_memory,
+    library_kb,
+    model_memory_noise_kb,
+    status_kb,
+)
 from tests.measure.helpers import export, qdq_mlp_onnx, random_data, relu_chain_onnx
 
 
@@ -59,7 +68,7 @@ def test_int8_resnet8_fits_the_nrf52840_as_its_tflite_micro_arena_says(resnet8_f
     assert nrf.fits(int8) and not nrf.fits(resnet8_fashion_shaped["fp32"])
 
 
-def test_peak_memory_grows_with_the_model(tmp_path, quick):
+def test_peak_memory_grows_with_the_model_and_model_memory_is_the_models_share(tmp_path, quick):
     data = random_data((64,), n=30)
     small = torch.nn.Sequential(torch.nn.Linear(64, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
     big = torch.nn.Sequential(
@@ -69,8 +78,67 @@ def test_peak_memory_grows_with_the_model(tmp_path, quick):
         torch.nn.ReLU(),
         torch.nn.Linear(2048, 3),
     )  # about 17 MB of weights
-    peaks = {
-        name: es.measure(export(m, data, tmp_path / f"{name}.onnx"), data, quick)["peak_memory_mb"]
+    records = {
+        name: es.measure(export(m, data, tmp_path / f"{name}.onnx"), data, quick)
         for name, m in (("small", small), ("big", big))
     }
+    peaks = {name: r["peak_memory_mb"] for name, r in records.items()}
     assert peaks["big"] > peaks["small"] + 10
+    weights_kb = sum(p.numel() for p in big.parameters()) * 4 / 1024
+    model = {name: r["model_memory_kb"] for name, r in records.items()}
+    assert model["big"] >= 0.9 * weights_kb  # ONNX Runtime holds every weight at least once
+    # the rest of the peak is the runtime's own, whatever the model: about 8 MB of its code
+    # and its session; the small model's share of it is within the noise band
+    assert peaks["small"] * 1024 > model["small"] + 4096
+    assert model["small"] < model_memory_noise_kb(model["small"])
+    how = records["big"]["measured_with"]["model_memory"]
+    assert how["reference_kb"] > 0 and how["noise_kb"] >= 0 and "ReLU" in how["method"]
+
+
+def test_library_pages_are_told_from_the_process_own_memory():
+    for name in (
+        "libonnxruntime.so.1.20.0",
+        "_core.cpython-311-x86_64-linux-gnu.so",
+        "x.so (deleted)",
+    ):
+        assert SHARED_OBJECT.search(name), name
+    for name in ("/tmp/model.tflite", "[heap]", "/tmp/notes.so.txt", "/tmp/x.pte"):
+        assert not SHARED_OBJECT.search(name), name
+    libraries = library_kb()
+    assert 0 < libraries < status_kb("VmRSS")  # numpy's, onnxruntime's, Python's own
+
+
+def test_the_noise_band_has_a_floor_a_share_and_the_measured_spread():
+    assert model_memory_noise_kb(100) == 160  # the widest spread seen on a small model
+    assert model_memory_noise_kb(20_000) == 1000  # 5% of a large figure
+    assert model_memory_noise_kb(100, reference_spread_kb=600) == 600
+
+
+def test_the_reference_is_measured_once_per_runtime_version_and_never_reused_across(
+    tmp_path, monkeypatch, quick
+):
+    """Fresh workers measure the runtime's own memory on a one-ReLU model, once: the figure is
+    cached under the runtime's version (an entry of another version is not read)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    data = random_data((16,), n=30)
+    path = export(torch.nn.Linear(16, 3), data, tmp_path / "m.onnx")
+    first = es.measure(path, data, quick)
+    cache = tmp_path / "cache" / "edgeslim" / "reference-memory.json"
+    entries = json.loads(cache.read_text())
+    (key,) = entries
+    assert f"|onnxruntime|{onnxruntime.__version__}|threads=1|" in key
+    assert len(entries[key]["reference_runs_kb"]) == 3
+    how = first["measured_with"]["model_memory"]
+    assert how["cached"] is False and how["reference_kb"] == entries[key]["reference_kb"]
+    # a cached figure is used as it stands (a tampered one shows it)...
+    cache.write_text(json.dumps({key: {**entries[key], "reference_kb": 0}}))
+    second = es.measure(path, data, quick)
+    assert second["measured_with"]["model_memory"]["cached"] is True
+    assert second["model_memory_kb"] == second["measured_with"]["private_memory_kb"]
+    # ... but never one made with another version of the runtime
+    stale = key.replace(f"|{onnxruntime.__version__}|", "|0.0.1|")
+    cache.write_text(json.dumps({stale: {**entries[key], "reference_kb": 10**9}}))
+    third = es.measure(path, data, quick)
+    assert third["measured_with"]["model_memory"]["cached"] is False
+    assert third["measured_with"]["model_memory"]["reference_kb"] < 10**6  # measured anew
+    assert set(json.loads(cache.read_text())) == {stale, key}

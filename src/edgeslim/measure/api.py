@@ -33,6 +33,7 @@ from edgeslim.measure import (  # noqa: F401
 )
 from edgeslim.measure.graph import GraphSummary, expose_activations, summarize
 from edgeslim.measure.process import OUT_OF_MEMORY, THIS_HOST, memory_failures, read_result
+from edgeslim.measure.reference import reference_model
 from edgeslim.measure.registry import families
 from edgeslim.measure.settings import MeasureSettings
 from edgeslim.runtimes import Runtime, runtime
@@ -193,6 +194,8 @@ def measure(
             "activations_model": str(work / "activations.onnx") if exposed else None,
             # None: this runtime's file cannot expose its activations (not measured there)
             "activation_names": exposed if engine.reads_onnx else None,
+            # the runtime's own memory is measured on it (model_memory_kb)
+            "reference_model": reference_model(engine.name, tuple(data.spec.input_shape)),
             "settings": settings.to_dict(),
             "spec": data.spec.to_dict(),
             "result": str(work / "result.json"),

@@ -5,17 +5,26 @@ Python bindings need it: ExecuTorch's do), so its memory is the model's own and 
 a device that has nothing else. It reads the request, runs every
 runtime metric family in order, and writes ``{"metrics", "errors", "info", "not_finite"}`` to the
 result path (a NaN or infinite figure goes to ``not_finite``, never to ``metrics``).
+
+Before that it needs the runtime's own memory, which ``model_memory_kb`` leaves out: fresh
+workers started as this one (``mode: reference``) load and run the request's trivial model, once
+per runtime version, threads and host; the figure is cached in the user's cache folder.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
+
+from edgeslim.measure import memory
 
 
 def cpu_model() -> str:
@@ -98,6 +107,109 @@ def check_runs(ctx) -> str | None:
     return None
 
 
+def cache_path() -> Path:
+    """Where this machine keeps its reference figures (the user's cache folder)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "edgeslim" / "reference-memory.json"
+
+
+def read_cache() -> dict:
+    try:
+        cached = json.loads(cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return cached if isinstance(cached, dict) else {}
+
+
+def write_cache(key: str, entry: dict) -> None:
+    """Add ``entry`` under ``key``, atomically (a cache that cannot be written is skipped)."""
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+        partial.write_text(json.dumps({**read_cache(), key: entry}, indent=1, sort_keys=True))
+        partial.replace(path)
+    except OSError:
+        pass
+
+
+def reference_run(request: dict, model: Path, run: int, timeout_s: float) -> dict:
+    """One fresh worker, started as this one was, that loads and runs the trivial model and
+    reports its memory (``mode: reference``): its result."""
+    folder = model.parent
+    child = {
+        **request,
+        "model": str(model),
+        "mode": "reference",
+        "reference_model": None,
+        "activations_model": None,
+        "settings": {**request["settings"], "memory_limit_mb": None},
+        "result": str(folder / f"reference-{run}.result.json"),
+    }
+    path = folder / f"reference-{run}.request.json"
+    path.write_text(json.dumps(child))
+    env = {k: v for k, v in os.environ.items() if k != "EDGESLIM_FAULT"}
+    done = subprocess.run(
+        [sys.executable, "-m", "edgeslim.measure.worker", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=env,
+    )
+    result = Path(child["result"])
+    if done.returncode != 0 or not result.exists():
+        tail = " | ".join(done.stderr.strip().splitlines()[-2:])
+        raise RuntimeError(f"the reference worker failed (exit code {done.returncode}): {tail}")
+    return json.loads(result.read_text())
+
+
+def reference_memory(request: dict, request_path: str, engine, numpy_version: str) -> dict:
+    """The private peak of this runtime for the request's trivial model, loaded and run as the
+    model will be, each time by a fresh worker started as this one was: the median of
+    ``memory.REFERENCE_RUNS`` and their spread (the noise of a fresh load), cached on this machine
+    per runtime version, threads, Python, numpy and host (never reused across versions)."""
+    entry = request.get("reference_model")
+    if not entry:
+        return {"reference_kb": None, "why": "the request names no reference model"}
+    settings = request["settings"]
+    key = "|".join(
+        [
+            f"v{memory.MODEL_MEMORY_VERSION}",
+            engine.name,
+            engine.version(),
+            f"threads={settings['threads']}",
+            entry["sha256"],
+            f"python {platform.python_version()}",
+            f"numpy {numpy_version}",
+            platform.node(),
+            platform.machine(),
+        ]
+    )
+    cached = read_cache().get(key)
+    if cached:
+        return {**cached, "cached": True}
+    folder = Path(request_path).resolve().parent
+    model = folder / f"reference{entry['suffix']}"
+    model.write_bytes(base64.b64decode(entry["base64"]))
+    timeout_s = min(300.0, settings["timeout_s"] / 2)
+    runs = [reference_run(request, model, run, timeout_s) for run in range(memory.REFERENCE_RUNS)]
+    privates = [run["info"].get("private_memory_kb") for run in runs]
+    if any(p is None for p in privates):
+        return {"reference_kb": None, "why": "this system does not show private memory"}
+    found = {
+        "reference_kb": statistics.median(privates),
+        "reference_runs_kb": privates,
+        "noise_kb": max(privates) - min(privates),
+        "reference_peak_kb": statistics.median(
+            run["metrics"]["peak_memory_mb"] * 1024 for run in runs
+        ),
+        "runtime_version": engine.version(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_cache(key, found)
+    return {**found, "cached": False}
+
+
 def main(request_path: str) -> int:
     started = time.time()
     request = json.loads(Path(request_path).read_text())
@@ -111,7 +223,7 @@ def main(request_path: str) -> int:
     # registration of the runtime families (these modules import numpy only)
     from edgeslim.data.bundle import DataSpec
     from edgeslim.figures import without_nonfinite
-    from edgeslim.measure import accuracy, detection, latency, memory, sparsity  # noqa: F401
+    from edgeslim.measure import accuracy, detection, latency, sparsity  # noqa: F401
     from edgeslim.measure.registry import CHECK_ORDER, families
     from edgeslim.measure.runtime import RuntimeContext
     from edgeslim.runtimes import runtime
@@ -131,11 +243,22 @@ def main(request_path: str) -> int:
         activations_path=request.get("activations_model"),
         activation_names=request.get("activation_names", []),
     )
+    metrics, errors = {}, {}
+    if request.get("mode") == "reference":  # a fresh worker measuring the trivial model
+        figures = memory.peak_memory(ctx)
+        Path(request["result"]).write_text(json.dumps({"metrics": figures, "info": ctx.info}))
+        return 0
+    try:  # before the memory cap: the reference workers would inherit it
+        ctx.info["model_memory"] = {
+            "method": memory.MODEL_MEMORY_METHOD,
+            **reference_memory(request, request_path, engine, np.__version__),
+        }
+    except Exception as exc:  # the other figures stand without it
+        errors["model_memory"] = " ".join(f"{type(exc).__name__}: {exc}".split())
     if settings.get("memory_limit_mb"):
         ctx.info["memory_cap_bytes"] = cap_memory(settings["memory_limit_mb"])
     if os.environ.get("EDGESLIM_FAULT"):
         inject_fault(os.environ["EDGESLIM_FAULT"])
-    metrics, errors = {}, {}
     checked = False
     for fam in families("runtime", spec.task if spec else "classification"):
         if not checked and fam.order >= CHECK_ORDER:
