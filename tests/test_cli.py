@@ -346,3 +346,27 @@ def test_a_failing_candidate_exits_4_and_nothing_fitting_exits_3(tmp_path):
     out = edgeslim("run", path, "--runs", runs)
     assert out.returncode == 3, (out.returncode, out.stderr[-2000:])
     assert "already failed" in out.stdout and "building" not in out.stdout
+
+
+def test_run_retry_failed_redoes_only_the_failed_candidates(first_run, tmp_path):
+    """`edgeslim run FILE` on a finished folder redoes nothing; with --retry-failed it builds
+    the failed candidate again (here it fails again: status 4) and leaves the rest alone."""
+    import shutil
+
+    import yaml
+
+    from tests.experiments import experiment_dict
+
+    _, outcome, _ = first_run
+    shutil.copytree(outcome.folder.path, tmp_path / "runs" / outcome.folder.name)
+    spec = tmp_path / "exp.yaml"
+    spec.write_text(yaml.safe_dump(experiment_dict()))
+    plain = edgeslim("run", spec, "--runs", tmp_path / "runs")
+    assert plain.returncode == 4, plain.stderr  # a recommendation, and a failed candidate
+    assert "building" not in plain.stdout
+    retried = edgeslim("run", spec, "--runs", tmp_path / "runs", "--retry-failed")
+    assert retried.returncode == 4, retried.stderr
+    built = [line for line in retried.stdout.splitlines() if "building" in line]
+    assert len(built) == 1 and "impossible" in built[0], retried.stdout
+    lines = (tmp_path / "runs" / outcome.folder.name / "results.jsonl").read_text().splitlines()
+    assert len(lines) == len(outcome.folder.results.read_text().splitlines()) + 1
