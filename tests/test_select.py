@@ -112,6 +112,32 @@ def test_an_unmeasured_bound_metric_is_a_violation_not_a_pass():
     assert chosen.misses[0].violations[0].measured is None
 
 
+def test_memory_ranks_on_the_models_own_share_by_default_and_on_the_arena_under_its_bound():
+    """The default objectives rank memory on model_memory_kb (the process's peak is mostly the
+    runtime's own); a microcontroller's arena bound ranks it on the arena instead, a record
+    off TFLite Micro on its activation estimate, as the bound holds it."""
+    from edgeslim.select import DEFAULT_OBJECTIVES, device_objectives
+
+    assert "model_memory_kb" in DEFAULT_OBJECTIVES and "peak_memory_mb" not in DEFAULT_OBJECTIVES
+    lean = rec("lean", 0.9, 1.0, model_memory_kb=300, peak_memory_mb=12.0)
+    heavy = rec("heavy", 0.9, 1.0, model_memory_kb=900, peak_memory_mb=11.0)
+    chosen = select([heavy, lean])  # same accuracy, latency and storage
+    assert [o.metric for o in chosen.objectives] == list(DEFAULT_OBJECTIVES)
+    assert chosen.ranks == {"lean": 1, "heavy": 2}  # whatever the whole peak says
+    arena = es.Budget.parse({"tensor_arena_kb": "<= 128"})
+    assert device_objectives(["accuracy", "model_memory_kb", "peak_memory_mb"], arena) == [
+        "accuracy",
+        "tensor_arena_kb",
+    ]
+    both = es.Budget.parse({"tensor_arena_kb": "<= 128", "peak_memory_mb": "<= 64"})
+    assert device_objectives(["peak_memory_mb"], both) == ["peak_memory_mb"]  # bounded: kept
+    micro = {**heavy, "tensor_arena_kb": 40.0}
+    onnx = {**lean, "name": "onnx", "activation_memory_kb": 60.0}  # no arena: its estimate
+    on_device = select([micro, onnx], arena)
+    assert [o.metric for o in on_device.objectives][-1] == "tensor_arena_kb"
+    assert on_device.ranks == {"heavy": 1, "onnx": 2} and not on_device.unmeasured
+
+
 @pytest.mark.parametrize(
     "make, message",
     [

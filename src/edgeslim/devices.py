@@ -1,7 +1,10 @@
 """Named device profiles: a budget for a typical target, the runtimes that ship on it, and how to
 emulate it on this host. A microcontroller's RAM bound is on TFLite Micro's exact tensor arena
 (``tensor_arena_kb``); measured on a runtime that cannot report one, a candidate is held to the
-graph's activation-memory estimate instead (``budget.FALLBACK``).
+graph's activation-memory estimate instead (``budget.FALLBACK``), and memory is ranked on the
+arena too (``select.device_objectives``). A Linux board's RAM bound is on ``peak_memory_mb``, the
+measuring process's whole peak (the runtime's own memory with the model's): what the board must
+have free; elsewhere memory is ranked on ``model_memory_kb``, the model's own share of it.
 
 A profile's budget is the device's own: its latency bound is its frame budget. Measured on the
 host running edgeslim (emulation), that bound is divided by ``slowdown``, the device's assumed

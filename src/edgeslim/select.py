@@ -16,7 +16,9 @@ from edgeslim.errors import ConfigError
 from edgeslim.figures import is_figure
 
 Record = Mapping[str, Any]
-DEFAULT_OBJECTIVES = ("accuracy", "latency_p95_ms", "storage_kb", "peak_memory_mb")
+# memory: the part of the measured peak the model is responsible for (the rest is the runtime's
+# own); a microcontroller's budget swaps it for its arena (``device_objectives``)
+DEFAULT_OBJECTIVES = ("accuracy", "latency_p95_ms", "storage_kb", "model_memory_kb")
 
 
 @dataclass(frozen=True)
@@ -24,9 +26,16 @@ class Objective:
     metric: str
     better: str  # "higher" | "lower"
 
+    def value(self, record: Record) -> float | None:
+        """The record's figure, or the fallback its bound checks (the graph's activation
+        memory for the arena, off TFLite Micro); None when it has neither."""
+        return figure(record, self.metric)[0]
+
     def key(self, record: Record) -> float:
         """Smaller is better, whatever the metric's direction."""
-        value = float(record[self.metric])
+        value = self.value(record)
+        if value is None:
+            raise KeyError(self.metric)
         return -value if self.better == "higher" else value
 
 
@@ -161,8 +170,25 @@ class Selection:
 
 
 # a bound on the device's own memory (TFLite Micro's arena) makes the measuring process's peak
-# RSS a figure of this host, not of the device: it is left out of what a device report leads with
-HOST_FIGURES = {"tensor_arena_kb": ("peak_memory_mb",)}
+# RSS, and the model's share of it, figures of this host, not of the device: they are left out
+# of what a device report leads with, and an objective on them ranks on the bound's metric
+HOST_FIGURES = {"tensor_arena_kb": ("peak_memory_mb", "model_memory_kb")}
+
+
+def device_objectives(names: Sequence[str], budget: Budget) -> list[str]:
+    """``names`` with each figure of this host that the budget's bounds make meaningless for
+    the device replaced, once, by the bound's own metric: under an arena bound, memory ranks on
+    the arena (the activation estimate where the runtime reports none), not on the host's
+    process."""
+    bounded = {b.metric for b in budget.bounds}
+    host_only = host_figures(budget)
+    device_of = {
+        host: device
+        for device, hosts in HOST_FIGURES.items()
+        if device in bounded
+        for host in hosts
+    }
+    return list(dict.fromkeys(device_of[n] if n in host_only else n for n in names))
 
 
 def device_metrics(objectives: Sequence[Objective], budget: Budget) -> list[str]:
@@ -331,7 +357,9 @@ def select(
         raise ConfigError("give maximize or minimize, not both")
     budget = budget or Budget()
     # the defaults: those these records measure (hand-made records may lack some)
-    names = list(objectives) if objectives else default_objectives(records)
+    names = device_objectives(
+        list(objectives) if objectives else default_objectives(records), budget
+    )
     primary = maximize or minimize
     if primary is not None:
         names = [primary, *(n for n in names if n != primary)]
@@ -345,7 +373,7 @@ def select(
         seen.add(record.get("name"))
 
     def complete(r: Record) -> bool:  # a NaN or infinite objective never ranks
-        return r.get("status", "ok") == "ok" and all(is_figure(r.get(o.metric)) for o in chosen)
+        return r.get("status", "ok") == "ok" and all(o.value(r) is not None for o in chosen)
 
     measured = [r for r in records if complete(r)]
     unmeasured = [r for r in records if not complete(r)]
@@ -382,7 +410,7 @@ def reference_point(
         if o.metric in bounds:
             point.append(-bounds[o.metric] if o.better == "higher" else bounds[o.metric])
         else:
-            seen = [o.key(r) for r in records if is_figure(r.get(o.metric))]
+            seen = [o.key(r) for r in records if o.value(r) is not None]
             point.append(max(seen, default=0.0) * 1.0001 + 1e-9)
     return point
 
@@ -410,7 +438,7 @@ def hypervolume_history(
         r
         for r in trials
         if r.get("status", "ok") == "ok"
-        and all(is_figure(r.get(o.metric)) for o in objectives)
+        and all(o.value(r) is not None for o in objectives)
         and budget.fits(r)
     ]
     reference = reference_point(fitting, objectives, budget)

@@ -21,6 +21,7 @@ MAIN = (
     "latency_p95_ms",
     "latency_e2e_p95_ms",
     "throughput",
+    "model_memory_kb",
     "peak_memory_mb",
     "activation_memory_kb",
     "tensor_arena_kb",
@@ -216,7 +217,7 @@ def why_not(record: dict[str, Any], selection: Selection) -> str:
         return f"failed at {record.get('stage', '?')}: {record.get('error', 'no error recorded')}"
     if status != "ok":
         return f"{status}: {record.get('does_not_fit') or record.get('error') or ''}".rstrip(": ")
-    missing = [o.metric for o in selection.objectives if not is_figure(record.get(o.metric))]
+    missing = [o.metric for o in selection.objectives if o.value(record) is None]
     broken = selection.budget.violations(record)
     if broken:
         return "misses the budget: " + "; ".join(broken_bound(v, record) for v in broken)
@@ -229,7 +230,7 @@ def why_not(record: dict[str, Any], selection: Selection) -> str:
         return "fits"  # unreachable: anything measured that fits is recommended or a runner-up
     role = "runner-up" if any(r["name"] == record["name"] for r in selection.runner_ups) else "fits"
     for objective in selection.objectives:
-        mine, theirs = record[objective.metric], best[objective.metric]
+        mine, theirs = objective.value(record), objective.value(best)
         if mine == theirs:
             continue
         unit = unit_of(objective.metric)

@@ -48,8 +48,8 @@ from edgeslim.select import (
 if TYPE_CHECKING:
     from edgeslim.config import Experiment
 
-COSTS = ("latency_p95_ms", "storage_kb", "peak_memory_mb")  # x axes the objectives leave free
-PARALLEL = ("accuracy", "latency_p95_ms", "storage_kb", "peak_memory_mb", "macs", "energy_mj")
+COSTS = ("latency_p95_ms", "storage_kb", "model_memory_kb")  # x axes the objectives leave free
+PARALLEL = ("accuracy", "latency_p95_ms", "storage_kb", "model_memory_kb", "macs", "energy_mj")
 COLORS = {"fits": "#2a9d8f", "misses": "#e76f51", "recommended": "#264653"}
 
 STYLE = """
