@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 import edgeslim as es
 from edgeslim.errors import ConfigError, ExportError, MissingRuntimeError
@@ -275,3 +276,34 @@ def test_a_quantized_file_that_disagrees_says_what_to_try_and_on_how_many_sample
     assert f"of 128 samples (the first 128 of the test split's {len(digits.test)};" in message
     assert "at least 90% expected (a fixed threshold, not a setting)" in message
     assert "calibration_samples: 1000" in message and "kind: mixed and bits: [8, 32]" in message
+
+
+@pytest.fixture(scope="module")
+def wide_mlps(digits, tmp_path_factory):
+    """Two MLPs on digits whose weights dwarf their activations, the second with exactly 4x
+    the first's weights (64 -> width -> 10: 1.2 MB and 4.8 MB of float32)."""
+    out = tmp_path_factory.mktemp("wide")
+    made = []
+    for width in (4096, 16384):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(
+            torch.nn.Flatten(),
+            torch.nn.Linear(64, width),
+            torch.nn.ReLU(),
+            torch.nn.Linear(width, 10),
+        )
+        made.append(es.export(es.Candidate(f"wide-{width}", model=model), digits, out))
+    return made
+
+
+@pytest.mark.parametrize("name", sorted(RUNTIMES))
+def test_a_model_with_4x_the_weights_shows_at_least_3x_the_model_memory(name, wide_mlps, digits):
+    """model_memory_kb is the model's share of the peak: the runtime's own memory (its code,
+    its session) is left out, so it scales with the weights on every runtime."""
+    require(name)
+    settings = replace(
+        QUICK, runtime=name, runs=20, min_runs=5, batch_sizes=(1,), activation_samples=8
+    )
+    small, big = (es.measure(c, digits, settings)["model_memory_kb"] for c in wide_mlps)
+    assert big >= 3 * small, (small, big)
+    assert small >= 1000, small  # 1.2 MB of weights, far above the noise band (160 KB)
