@@ -15,6 +15,15 @@ runtime for a trivial model (one ReLU on the same input), loaded and run the sam
 worker started the same way (fresh processes, cached per runtime version, threads and host:
 ``worker.reference_memory``). What is left is the weights as the runtime holds them (its copies
 and repacked forms included), the activations, and the runtime's bookkeeping of the graph.
+
+So it is not the activation estimate plus the weight bytes, and on a small model not within 2x
+of it. resnet8 INT8 at 28x28 (36.8 KB of activations, 82-97 KB of weights in its file) measured
+652-664 KB on ONNX Runtime (5.5x: it reads and parses the whole file before building its session,
+keeps about 3 KB per node of the Q/DQ graph, 56 nodes, and its C heap keeps what it freed while
+building), 5.0 MB on OpenVINO (it compiles the graph, INT8 primitives and their scratch included),
+500 KB on LiteRT, 356 KB on TFLite Micro (a 45.5 KB arena) and 336 KB on ExecuTorch. For weights
+of a few MB the weights dominate: an MLP with 1.2 MB of them reads 2.5-2.9 MB, 4.8 MB of them
+9.6-10.5 MB (two copies at the peak: the file's and the runtime's own layout).
 """
 
 from __future__ import annotations
@@ -47,12 +56,12 @@ MODEL_MEMORY_METHOD = (
     "in fresh workers started alike (median of 3; cached per runtime version, threads and host)"
 )
 # model_memory_kb's noise band: how far fresh measurements of one model lie apart. Measured with
-# 3-10 fresh workers per model on a 2-core x86 VM (issue 31): ONNX Runtime 0 KB for the small
-# CNN at widths 0.5, 1 and 2 and MLPs of 0.3-4.4 MB of weights, 8 KB for resnet8 INT8, 148 KB for
-# resnet8 FP32 (1412-1560 KB over 15), 180 KB for an MLP of 17 MB (0.5%); OpenVINO 4-28 KB;
-# LiteRT 0-8 KB; TFLite Micro 8-28 KB, but 100 KB at 1.2 MB of weights and 180 KB at 4.8 MB (it
-# probes its arena with a few interpreters first). The band is the widest of: this floor, this
-# share of the figure, and the spread the worker measured for its reference.
+# 3-5 fresh workers per model on a loaded 2-core x86 VM (issue 31; the small CNN at widths 0.5,
+# 1 and 2, resnet8 FP32 and INT8 at 28x28, MLPs of 1.2 and 4.8 MB of weights): ONNX Runtime
+# 0-12 KB, but 148 KB for resnet8 FP32 (1408-1556 KB) and about 0.5% of an MLP of 17 MB; OpenVINO
+# 4-28 KB; LiteRT 0-8 KB; TFLite Micro 4-24 KB; ExecuTorch 4-16 KB, 76 KB for the 4.8 MB MLP.
+# The band is the widest of: this floor, this share of the figure, and the spread the worker
+# measured for its reference.
 MODEL_MEMORY_NOISE_KB = 160.0
 MODEL_MEMORY_NOISE_SHARE = 0.05
 # a shared object's file name: libonnxruntime.so.1.20.0, _core.cpython-311-x86_64-linux-gnu.so
