@@ -17,13 +17,13 @@ worker started the same way (fresh processes, cached per runtime version, thread
 and repacked forms included), the activations, and the runtime's bookkeeping of the graph.
 
 So it is not the activation estimate plus the weight bytes, and on a small model not within 2x
-of it. resnet8 INT8 at 28x28 (36.8 KB of activations, 82-97 KB of weights in its file) measured
-652-664 KB on ONNX Runtime (5.5x: it reads and parses the whole file before building its session,
-keeps about 3 KB per node of the Q/DQ graph, 56 nodes, and its C heap keeps what it freed while
-building), 5.0 MB on OpenVINO (it compiles the graph, INT8 primitives and their scratch included),
-500 KB on LiteRT, 356 KB on TFLite Micro (a 45.5 KB arena) and 336 KB on ExecuTorch. For weights
-of a few MB the weights dominate: an MLP with 1.2 MB of them reads 2.5-2.9 MB, 4.8 MB of them
-9.6-10.5 MB (two copies at the peak: the file's and the runtime's own layout).
+of it. resnet8 INT8 at 28x28 (36.8 KB of activations, a file of 82-97 KB) measured 652-664 KB on
+ONNX Runtime (5.5x: it reads and parses the whole file before it builds its session, keeps about
+3 KB per node of the Q/DQ graph, 56 nodes, and its C heap keeps what it freed while building),
+5.0 MB on OpenVINO (its compiled INT8 graph; 2.5 MB for resnet8 FP32), 500 KB on LiteRT, 356 KB
+on TFLite Micro (in a 45.5 KB arena) and 336 KB on ExecuTorch. With weights of a few MB the
+weights dominate: an MLP with 1.2 MB of them reads 2.4-2.9 MB (1.3 MB on ExecuTorch), one with
+4.8 MB of them 9.6-10.5 MB (two copies at the peak: the file's and the runtime's own layout).
 """
 
 from __future__ import annotations
