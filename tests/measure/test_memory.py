@@ -7,6 +7,7 @@ import torch
 import edgeslim as es
 from edgeslim.candidate import Candidate
 from edgeslim.devices import DEVICES
+from edgeslim.measure import api
 from edgeslim.measure.graph import summarize
 from edgeslim.measure.memory import (
     SHARED_OBJECT,
@@ -142,3 +143,19 @@ def test_the_reference_is_measured_once_per_runtime_version_and_never_reused_acr
     assert third["measured_with"]["model_memory"]["cached"] is False
     assert third["measured_with"]["model_memory"]["reference_kb"] < 10**6  # measured anew
     assert set(json.loads(cache.read_text())) == {stale, key}
+
+
+def test_without_its_reference_the_model_memory_is_left_out_and_says_why(
+    tmp_path, monkeypatch, quick
+):
+    def refused(name, input_shape):
+        raise RuntimeError("the converter refused a ReLU")
+
+    monkeypatch.setattr(api, "reference_model", refused)
+    data = random_data((16,), n=30)
+    record = es.measure(export(torch.nn.Linear(16, 3), data, tmp_path / "m.onnx"), data, quick)
+    assert "model_memory_kb" not in record and record["peak_memory_mb"] > 0
+    assert record["errors"] == {
+        "model_memory": "RuntimeError: the reference model could not be made: RuntimeError: "
+        "the converter refused a ReLU"
+    }

@@ -188,14 +188,17 @@ def measure(
             else []
         )
         np.savez(work / "data.npz", x=data.test.x, y=data.test.y)
+        try:  # the runtime's own memory is measured on it (model_memory_kb)
+            reference = reference_model(engine.name, tuple(data.spec.input_shape))
+        except Exception as exc:  # the other figures stand without it; the worker says why
+            reference = {"error": " ".join(f"{type(exc).__name__}: {exc}".split())}
         request = {
             "model": str(runtime_file.resolve()),
             "data": str(work / "data.npz"),
             "activations_model": str(work / "activations.onnx") if exposed else None,
             # None: this runtime's file cannot expose its activations (not measured there)
             "activation_names": exposed if engine.reads_onnx else None,
-            # the runtime's own memory is measured on it (model_memory_kb)
-            "reference_model": reference_model(engine.name, tuple(data.spec.input_shape)),
+            "reference_model": reference,
             "settings": settings.to_dict(),
             "spec": data.spec.to_dict(),
             "result": str(work / "result.json"),

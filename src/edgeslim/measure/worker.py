@@ -171,6 +171,8 @@ def reference_memory(request: dict, request_path: str, engine, numpy_version: st
     entry = request.get("reference_model")
     if not entry:
         return {"reference_kb": None, "why": "the request names no reference model"}
+    if "error" in entry:
+        raise RuntimeError(f"the reference model could not be made: {entry['error']}")
     settings = request["settings"]
     key = "|".join(
         [
