@@ -63,7 +63,7 @@ DEMO: dict[str, Any] = {
         "throughput_seconds": 0.3,
     },
     "budget": {"accuracy": ">= 0.95", "latency_p95_ms": "<= 1", "storage_kb": "<= 20"},
-    "objectives": ["accuracy", "latency_p95_ms", "storage_kb", "peak_memory_mb"],
+    "objectives": ["accuracy", "latency_p95_ms", "storage_kb", "model_memory_kb"],
 }
 
 # The runtimes demo: candidates every edge runtime can express, measured on ONNX Runtime (x86
