@@ -279,6 +279,8 @@ def load_study(
     """The experiment's study, its sampler seeded from the trials it already holds."""
     import optuna
 
+    # each trial says its own outcome in one line (``say``); Optuna's warnings would repeat a
+    # failed trial, or an interrupt, with a whole traceback
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(
         storage=storage,
@@ -305,8 +307,6 @@ def work(
 ) -> int:
     """Run trials of the study until it has ``until`` (default: the study's own target);
     returns how many this worker finished. The coordinator passes its own runner and study."""
-    import optuna
-
     search: SearchConfig = experiment.config.search  # type: ignore[assignment]
     if study is None:  # a worker: salted, so workers that join together do not sample alike
         study = load_study(open_storage(storage_url, search), experiment, search, os.getpid())
@@ -322,9 +322,6 @@ def work(
     trials = Trials(experiment, runner, until)
     # the coordinator's own trials reach its run folder the moment they finish
     callbacks = [lambda study, _trial: sync(study, folder)] if record_here else []
-    # each trial says its own outcome in one line (``say``); Optuna's warnings would repeat a
-    # failed trial, or an interrupt, with a whole traceback
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     with warnings_quiet():
         study.optimize(
             trials,
