@@ -3,6 +3,9 @@ a device Python with numpy and onnxruntime only (no torch, no edgeslim)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import re
 import subprocess
 import sys
 import threading
@@ -474,3 +477,91 @@ def test_the_board_refuses_a_payload_entry_outside_its_folder(entry, tmp_path):
     with pytest.raises(ValueError, match="refused payload entry"):
         unpack(buffer.getvalue(), str(folder))
     assert not any(folder.iterdir()) and not (tmp_path / "escape.txt").exists()
+
+
+@pytest.fixture
+def board_here(tmp_path, monkeypatch):
+    """A board whose "ssh" runs the bootstrap on this machine, in ``tmp_path``: the real lock
+    protocol (the bootstrap's ``flock``, its ``busy`` and ``locked`` answers) without sshd, so
+    the lock-wait tests run everywhere. Returns a Board factory and the lock file's path."""
+    import edgeslim.boards.ssh
+
+    monkeypatch.setattr(edgeslim.boards.ssh, "ssh_argv", lambda target, remote, options: remote)
+
+    def make(lock_wait_s: float, said: list[str]) -> Board:
+        config = BoardConfig(
+            name="here",
+            ssh="me@127.0.0.1",
+            python=sys.executable,
+            workdir=str(tmp_path),
+            lock_wait_s=lock_wait_s,
+        )
+        return Board(config, say=said.append)
+
+    return make, tmp_path / "edgeslim-board.lock"
+
+
+@contextlib.contextmanager
+def holding(lock_file: Path):
+    """The board's lock taken as another measurement would (the same ``flock``)."""
+    with open(lock_file, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+        fcntl.flock(held, fcntl.LOCK_UN)
+
+
+def acquiring(board: Board) -> tuple[threading.Thread, dict]:
+    out: dict = {}
+
+    def go() -> None:
+        started = time.monotonic()
+        try:
+            out["channel"], out["target"] = board.acquire(timeout_s=30)
+        except Exception as exc:
+            out["error"] = exc
+        out["waited_s"] = time.monotonic() - started
+
+    thread = threading.Thread(target=go, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_a_busy_board_is_waited_for_and_taken_once_free(board_here):
+    """lock_wait_s is the longest wait, not a refusal at the first 'busy': the second holder
+    keeps asking while the lock is held, and takes the board once it is released."""
+    make, lock_file = board_here
+    said: list[str] = []
+    with holding(lock_file):
+        thread, out = acquiring(make(lock_wait_s=600, said=said))
+        assert wait_until(lambda: said or out, seconds=60), "no answer from the board"
+        assert said == ["board here: busy, waiting for it"], out  # told busy, still waiting
+        time.sleep(1.5)  # a few more polls (every 0.5 s): it keeps waiting while held
+        assert thread.is_alive() and not out, out
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the board was released but never taken"
+    assert "error" not in out, out["error"]
+    channel = out["channel"]
+    try:
+        with pytest.raises(BlockingIOError), open(lock_file, "a") as probe:  # now it holds it
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        channel.close()
+    assert out["waited_s"] >= 1.5
+
+
+def test_a_board_busy_for_longer_than_lock_wait_s_is_refused_with_a_clear_error(board_here):
+    """Held throughout: refused with a BoardError (not a fault to retry) naming the board and
+    the wait, after at least lock_wait_s and well before the default hour."""
+    make, lock_file = board_here
+    said: list[str] = []
+    with holding(lock_file):
+        thread, out = acquiring(make(lock_wait_s=2, said=said))
+        thread.join(timeout=90)  # 2 s asked; the slack is for a busy machine, not the code
+        assert not thread.is_alive(), "lock_wait_s was not honoured: still waiting after 90 s"
+    error = out.get("error")
+    assert isinstance(error, BoardError) and not isinstance(error, BoardFault), out
+    assert re.fullmatch(
+        r"board here: no board of \['me@127\.0\.0\.1'\] was free for 2 s", str(error)
+    ), str(error)
+    assert out["waited_s"] >= 2  # it waited the time asked, not refused at the first 'busy'
+    assert said == ["board here: busy, waiting for it"]  # said once, not once per poll
