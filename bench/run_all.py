@@ -46,7 +46,7 @@ import transformers
 from common import Bench, Section
 from edgeslim.compress.quantize import cpu_has_vnni
 from edgeslim.measure.worker import cpu_model
-from edgeslim.results import write_atomic
+from edgeslim.files import write_atomic
 
 HERE = Path(__file__).parent
 RERUN_MARK = "Sections rerun since:"

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import edgeslim as es
-from edgeslim import config, interrupts
+from edgeslim import config, interrupts, names
 from edgeslim.data import load
 from edgeslim.errors import ConfigError, DataError, UntrustedFileError
 from edgeslim.results import RunFolder
@@ -74,7 +74,7 @@ def test_any_experiment_file_is_accepted_or_refused_with_a_config_error(raw, nam
         "bogus" in raw
         or not isinstance(raw.get("name"), str)
         or not isinstance(raw.get("model"), str)
-        or config.NAME.fullmatch(raw["name"]) is None
+        or names.NAME.fullmatch(raw["name"]) is None
     )
     try:
         experiment = config.parse(raw)

@@ -12,7 +12,8 @@ import warnings
 import pytest
 
 from edgeslim.errors import ConfigError, DiskFullError, ExportError, RunLockedError
-from edgeslim.results import RunFolder, as_disk_full, write_atomic
+from edgeslim.files import as_disk_full, write_atomic
+from edgeslim.results import RunFolder
 
 
 def test_records_round_trip_with_checksums(tmp_path):

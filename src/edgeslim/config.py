@@ -22,12 +22,10 @@ objectives: [accuracy, latency_p95_ms, storage_kb]   # the first is the one to o
 from __future__ import annotations
 
 import copy
-import difflib
 import itertools
 import math
-import re
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,45 +42,14 @@ from edgeslim.errors import (
     short,
     yaml_path,
 )
+from edgeslim.names import check_name, did_you_mean
+from edgeslim.runtimes import check_runtime
 from edgeslim.yamlfiles import load_file
 
 if TYPE_CHECKING:
     from edgeslim.devices import DeviceProfile
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")  # fullmatch: no final newline slips by
-NAME_RULE = "1-100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit"
-
 MAX_CANDIDATES = 1_000  # candidates of an experiment once grids are expanded
-
-
-def did_you_mean(word: Any, choices: Iterable[str]) -> str:
-    """`` (did you mean 'epochs'?)`` for a near miss among ``choices``, else nothing."""
-    if not isinstance(word, str) or not word:
-        return ""
-    choices = sorted(set(choices))
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if not close and len(word) >= 4:  # arena_kb -> tensor_arena_kb
-        close = (
-            [c for c in choices if word in c][:1] if sum(word in c for c in choices) == 1 else []
-        )
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def check_name(value: str) -> str:
-    if not isinstance(value, str) or not NAME.fullmatch(value) or value in (".", ".."):
-        raise ValueError(f"{short(value)} is not a valid name ({NAME_RULE})")
-    return value
-
-
-def check_runtime(value: str) -> str:
-    from edgeslim.runtimes import RUNTIMES
-
-    if value not in RUNTIMES:
-        raise ValueError(
-            f"unknown runtime {short(value)}{did_you_mean(value, RUNTIMES)}; runtimes: "
-            f"{sorted(RUNTIMES)}"
-        )
-    return value
 
 
 class Strict(BaseModel):

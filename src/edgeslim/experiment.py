@@ -29,14 +29,8 @@ from edgeslim import __version__, interrupts
 from edgeslim.config import Experiment
 from edgeslim.errors import ConfigError, DiskFullError, DoesNotFit, EdgeslimError
 from edgeslim.progress import spinner
-from edgeslim.results import (
-    TRY_AGAIN,
-    RunFolder,
-    as_disk_full,
-    no_room,
-    write_atomic,
-    writing,
-)
+from edgeslim.files import TRY_AGAIN, as_disk_full, no_room, write_atomic, writing
+from edgeslim.results import RunFolder
 from edgeslim.runtimes import runtime as engine
 from edgeslim.select import Selection
 from edgeslim.tasks import task_of

@@ -26,7 +26,8 @@ from edgeslim.config import Experiment, SearchConfig, SpaceConfig
 from edgeslim.errors import ConfigError
 from edgeslim.experiment import Runner, describe, jsonable
 from edgeslim.figures import is_figure
-from edgeslim.results import RunFolder, writing
+from edgeslim.files import writing
+from edgeslim.results import RunFolder
 
 if TYPE_CHECKING:
     import optuna

@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from edgeslim.boards.ssh import Channel, SshOptions, check_target
 from edgeslim.errors import BoardError, BoardFault
 from edgeslim.measure.process import WorkerExit
+from edgeslim.names import check_name
+from edgeslim.runtimes import check_runtime
 
 
 @functools.cache
@@ -73,15 +75,11 @@ class BoardConfig(BaseModel):
     @field_validator("runtimes")
     @classmethod
     def known_runtimes(cls, value: list[str]) -> list[str]:
-        from edgeslim.config import check_runtime
-
         return [check_runtime(name) for name in value]
 
     @field_validator("name")
     @classmethod
     def valid_name(cls, value: str) -> str:
-        from edgeslim.config import check_name
-
         return check_name(value)
 
 

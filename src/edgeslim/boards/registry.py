@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from edgeslim.boards.board import Board, BoardConfig
 from edgeslim.errors import ConfigError, describe_validation
+from edgeslim.files import write_atomic
 from edgeslim.yamlfiles import load_file
 
 
@@ -91,8 +92,6 @@ def calibration(name: str) -> dict[str, Any] | None:
 
 
 def save_calibration(name: str, entry: dict[str, Any]) -> Path:
-    from edgeslim.results import write_atomic
-
     path = calibration_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     stored = calibrations()

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeslim.errors import ConfigError, kind_of
-from edgeslim.results import RunFolder, write_atomic
+from edgeslim.files import write_atomic
+from edgeslim.results import RunFolder
 from edgeslim.select import Selection, select
 from edgeslim.yamlfiles import read_bounded
 

@@ -7,9 +7,18 @@ from edgeslim.runtimes.registry import (
     RUNTIMES,
     Runtime,
     Session,
+    check_runtime,
     fixed_batch,
     runtime,
     timed_call,
 )
 
-__all__ = ["RUNTIMES", "Runtime", "Session", "fixed_batch", "runtime", "timed_call"]
+__all__ = [
+    "RUNTIMES",
+    "Runtime",
+    "Session",
+    "check_runtime",
+    "fixed_batch",
+    "runtime",
+    "timed_call",
+]

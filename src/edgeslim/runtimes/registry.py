@@ -16,7 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
-from edgeslim.errors import ConfigError, MissingRuntimeError
+from edgeslim.errors import ConfigError, MissingRuntimeError, short
+from edgeslim.names import did_you_mean
 
 
 class Session(Protocol):
@@ -186,3 +187,13 @@ def runtime(name: str, where: str = "runtime") -> Runtime:
     if name not in RUNTIMES:
         raise ConfigError(f"{where}: unknown runtime {name!r}; runtimes: {sorted(RUNTIMES)}")
     return RUNTIMES[name]
+
+
+def check_runtime(value: str) -> str:
+    """A pydantic validator's check: the name of a known runtime (ValueError otherwise)."""
+    if value not in RUNTIMES:
+        raise ValueError(
+            f"unknown runtime {short(value)}{did_you_mean(value, RUNTIMES)}; runtimes: "
+            f"{sorted(RUNTIMES)}"
+        )
+    return value
