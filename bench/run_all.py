@@ -45,8 +45,8 @@ import runtimes
 import transformers
 from common import Bench, Section
 from edgeslim.compress.quantize import cpu_has_vnni
-from edgeslim.measure.worker import cpu_model
 from edgeslim.files import write_atomic
+from edgeslim.measure.worker import cpu_model
 
 HERE = Path(__file__).parent
 RERUN_MARK = "Sections rerun since:"

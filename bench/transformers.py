@@ -95,8 +95,8 @@ def torch_pruning_example(
 
 
 def graph_macs(model: torch.nn.Module, data: es.data.Dataset, folder: str) -> int:
+    from edgeslim.graph import summarize
     from edgeslim.measure.compute import compute
-    from edgeslim.measure.graph import summarize
 
     exported = es.export(es.Candidate("probe", model=model), data, folder)
     return compute(summarize(exported.artifact, data.spec.input_shape))["macs"]

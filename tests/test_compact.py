@@ -9,7 +9,7 @@ import edgeslim as es
 from edgeslim.compact import compact
 from edgeslim.compress.quantize import StaticSettings, calibration_set, quantize_static
 from edgeslim.export import export_onnx
-from edgeslim.measure.graph import summarize
+from edgeslim.graph import summarize
 
 
 def outputs(path, x):

@@ -251,7 +251,7 @@ def test_steps_that_are_not_mappings_name_their_yaml_path(step, message):
 
 
 def test_the_api_checks_a_steps_shape_too():
-    from edgeslim.compress.pipeline import expand
+    from edgeslim.recipes import expand
 
     with pytest.raises(ConfigError, match=r"recipes\[0\]\[1\]\.finetune: expected a mapping.*list"):
         expand([{"prune": {"kind": "unstructured"}}, {"finetune": [3]}], "recipes[0]")

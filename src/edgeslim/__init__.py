@@ -16,7 +16,7 @@ import sys
 import types
 from typing import Any
 
-__version__ = "0.1.0"
+from edgeslim.version import __version__ as __version__
 
 _EXPORTS = {
     "Candidate": "edgeslim.candidate",
@@ -24,7 +24,7 @@ _EXPORTS = {
     "evaluate": "edgeslim.train",
     "export": "edgeslim.export",
     "measure": "edgeslim.measure.api",
-    "compress": "edgeslim.compress.pipeline",
+    "compress": "edgeslim.recipes",
     "MeasureSettings": "edgeslim.measure.settings",
     "Budget": "edgeslim.budget",
     "select": "edgeslim.select",

@@ -157,7 +157,7 @@ def zoo(data: DataOption = "digits") -> None:
     parameters and MACs."""
     from edgeslim.data import load
     from edgeslim.export import export_onnx
-    from edgeslim.measure.graph import summarize
+    from edgeslim.graph import summarize
     from edgeslim.models import ZOO, build, models_for
 
     dataset = load(data)

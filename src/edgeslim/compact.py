@@ -15,7 +15,7 @@ from pathlib import Path
 
 import onnx
 
-from edgeslim.measure.graph import GraphWalk, external_files
+from edgeslim.graph import GraphWalk, external_files
 
 
 def compact_graph(graph: onnx.GraphProto) -> None:

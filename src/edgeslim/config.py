@@ -637,8 +637,8 @@ def grid_label(key: str, value: Any) -> str:
 
 def expand_candidates(candidates: list[CandidateConfig]) -> dict[str, list[dict[str, Any]]]:
     """Name -> recipe for every candidate, grids expanded, each step validated."""
-    from edgeslim.compress.pipeline import expand, recipe_name
     from edgeslim.compress.presets import PRESETS
+    from edgeslim.recipes import expand, recipe_name
 
     count = sum(math.prod(len(values) for values in c.grid.values()) for c in candidates)
     if count > MAX_CANDIDATES:

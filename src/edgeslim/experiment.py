@@ -25,15 +25,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgeslim import __version__, interrupts
+from edgeslim import interrupts
 from edgeslim.config import Experiment
 from edgeslim.errors import ConfigError, DiskFullError, DoesNotFit, EdgeslimError
-from edgeslim.progress import spinner
 from edgeslim.files import TRY_AGAIN, as_disk_full, no_room, write_atomic, writing
+from edgeslim.progress import spinner
 from edgeslim.results import RunFolder
 from edgeslim.runtimes import runtime as engine
 from edgeslim.select import Selection
 from edgeslim.tasks import task_of
+from edgeslim.version import __version__
 
 Say = Callable[[str], None]
 
@@ -224,8 +225,8 @@ class Runner:
         return jsonable(record)
 
     def build(self, base, name: str, plan: list) -> Any:  # -> Candidate
-        from edgeslim.compress.pipeline import run_recipe
         from edgeslim.compress.registry import StepContext
+        from edgeslim.recipes import run_recipe
 
         ctx = StepContext(
             base=base, show_progress=self.show_progress, device=self.config.train.device
@@ -302,7 +303,7 @@ class Runner:
         """Every recipe checked against the model before the baseline trains (its structure,
         a distillation's teacher and student), so a mistake costs no training time."""
         from edgeslim.candidate import Candidate
-        from edgeslim.compress.pipeline import validate
+        from edgeslim.recipes import validate
 
         if isinstance(model, Path):
             start = Candidate("baseline", artifact=model)

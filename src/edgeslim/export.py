@@ -18,6 +18,7 @@ from edgeslim.compact import compact
 from edgeslim.data.bundle import Dataset, DataSpec
 from edgeslim.errors import DataError, ExportError
 from edgeslim.progress import quiet
+from edgeslim.runtimes import onnx_outputs
 from edgeslim.tasks import Task, task_of
 
 INPUT_NAME = "input"
@@ -40,19 +41,6 @@ class ExportCheck:
 def quiet_exporter():
     """The exporter narrates every step on stdout and warns about optional packages."""
     return quiet("torch.onnx", "torch.export", "onnxscript")
-
-
-def onnx_outputs(path: Path, x: np.ndarray) -> np.ndarray:
-    """The file's outputs on ``x``, in slices of its batch size where it fixes one."""
-    from edgeslim.runtimes import fixed_batch, runtime
-
-    session = runtime("onnxruntime").load(str(path), threads=1)
-    size = fixed_batch(session)
-    if size is None:
-        return session.run(None, {session.input_name: x})[0]
-    padded = np.concatenate([x, np.zeros((-len(x) % size, *x.shape[1:]), x.dtype)])
-    slices = [padded[i : i + size] for i in range(0, len(padded), size)]
-    return np.concatenate([session.run(None, {session.input_name: s})[0] for s in slices])[: len(x)]
 
 
 def compare(

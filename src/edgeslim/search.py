@@ -210,7 +210,7 @@ class Trials:
     def __call__(self, trial: optuna.Trial) -> list[float]:
         import optuna
 
-        from edgeslim.compress.pipeline import validate
+        from edgeslim.recipes import validate
 
         if trial.number >= self.until:  # another worker already started the last one
             trial.study.stop()
@@ -386,7 +386,7 @@ def sync(study: optuna.Study, folder: RunFolder) -> int:
 def remeasure_front(runner: Runner, experiment: Experiment, say: Say) -> list[str]:
     """Re-build and re-measure here every fitting front trial measured on another host, so
     the final front never mixes machines silently; the other host's numbers are kept aside."""
-    from edgeslim.compress.pipeline import validate
+    from edgeslim.recipes import validate
     from edgeslim.select import select
 
     here = socket.gethostname()

@@ -20,7 +20,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from edgeslim.candidate import Candidate
@@ -28,6 +27,7 @@ from edgeslim.data.bundle import Dataset, DataSpec, Split
 from edgeslim.errors import ConfigError
 from edgeslim.progress import progress_bar
 from edgeslim.tasks import task_of
+from edgeslim.tasks.augment import move_images, random_moves
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 Regularizer = Callable[[nn.Module, torch.Tensor], torch.Tensor]
@@ -47,41 +47,6 @@ def training_device(setting: str) -> torch.device:
     if setting == "auto":
         setting = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(setting)
-
-
-def random_moves(
-    n: int, shift: int, flip: bool, generator: torch.Generator
-) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-    """Per image: its row and column offsets into the padded image (``(n, 1)`` each, in
-    ``0..2 * shift``) and whether it is mirrored; None for what is not asked."""
-    dy = dx = mirrored = None
-    if shift:
-        dy, dx = torch.randint(0, 2 * shift + 1, (2, n, 1), generator=generator)
-    if flip:
-        mirrored = torch.rand(n, generator=generator) < 0.5
-    return dy, dx, mirrored
-
-
-def move_images(
-    x: torch.Tensor,
-    shift: int,
-    dy: torch.Tensor | None,
-    dx: torch.Tensor | None,
-    mirrored: torch.Tensor | None,
-) -> torch.Tensor:
-    """Images moved by ``(shift - dx, shift - dy)`` pixels (edges repeated), then mirrored
-    left to right where ``mirrored``."""
-    n, c, h, w = x.shape
-    if dy is not None:
-        padded = F.pad(x, (shift, shift, shift, shift), mode="replicate")
-        rows = (dy + torch.arange(h))[:, None, :, None]
-        cols = (dx + torch.arange(w))[:, None, None, :]
-        x = padded[
-            torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols
-        ]
-    if mirrored is not None:
-        x = torch.where(mirrored[:, None, None, None], x.flip(-1), x)
-    return x
 
 
 def augment_batch(

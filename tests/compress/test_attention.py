@@ -9,8 +9,8 @@ import torch
 
 import edgeslim as es
 from edgeslim.errors import ConfigError
+from edgeslim.graph import summarize
 from edgeslim.measure.compute import compute
-from edgeslim.measure.graph import summarize
 from tests.compress.attention_models import TinyViT
 from tests.measure.helpers import export, random_data
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import edgeslim as es
-from edgeslim.compress import pipeline
+from edgeslim import recipes
 from edgeslim.errors import ConfigError
 
 BAD = {
@@ -38,7 +38,7 @@ BAD = {
 def test_bad_recipes_fail_before_any_work(case, trained_small_cnn, digits, monkeypatch):
     step, message = BAD[case]
     calls = []
-    monkeypatch.setattr(pipeline, "run_recipe", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(recipes, "run_recipe", lambda *a, **k: calls.append(a))
     good = [{"finetune": {"epochs": 1}}]
     with pytest.raises(ConfigError, match=message):
         es.compress(trained_small_cnn, digits, [good, [step]], show_progress=False)

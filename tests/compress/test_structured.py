@@ -4,8 +4,8 @@ import torch
 import edgeslim as es
 from edgeslim.errors import ConfigError
 from edgeslim.export import export_onnx
+from edgeslim.graph import summarize
 from edgeslim.measure.compute import compute
-from edgeslim.measure.graph import summarize
 
 
 @pytest.mark.parametrize("name", es.models.models_for("classification"))

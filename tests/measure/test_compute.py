@@ -1,7 +1,7 @@
 import numpy as np
 
+from edgeslim.graph import summarize
 from edgeslim.measure.compute import compute
-from edgeslim.measure.graph import summarize
 from tests.measure.helpers import conv_linear, export, matmul_onnx, random_data
 
 

@@ -7,8 +7,8 @@ import torch
 import edgeslim as es
 from edgeslim.candidate import Candidate
 from edgeslim.devices import DEVICES
+from edgeslim.graph import summarize
 from edgeslim.measure import api
-from edgeslim.measure.graph import summarize
 from edgeslim.measure.memory import (
     SHARED_OBJECT,
     activation_memory,

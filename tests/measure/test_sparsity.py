@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 import edgeslim as es
-from edgeslim.measure.graph import summarize
+from edgeslim.graph import summarize
 from edgeslim.measure.sparsity import weight_sparsity
 from tests.measure.helpers import conv_linear, export, matmul_onnx, random_data
 

@@ -1,8 +1,8 @@
 import torch
 
+from edgeslim.graph import summarize
 from edgeslim.measure import energy as energy_module
 from edgeslim.measure.energy import energy
-from edgeslim.measure.graph import summarize
 from edgeslim.measure.storage import storage
 from tests.measure.helpers import conv_linear, export, random_data
 

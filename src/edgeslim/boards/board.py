@@ -22,9 +22,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from edgeslim.boards.process import WorkerExit
 from edgeslim.boards.ssh import Channel, SshOptions, check_target
 from edgeslim.errors import BoardError, BoardFault
-from edgeslim.measure.process import WorkerExit
 from edgeslim.names import check_name
 from edgeslim.runtimes import check_runtime
 
@@ -126,7 +126,7 @@ def payload(request: dict[str, Any], env: dict[str, str]) -> bytes:
 
 
 class Board:
-    """A device like ``measure.process.THIS_HOST``: ``run_worker`` measures on the board."""
+    """A device like ``boards.process.THIS_HOST``: ``run_worker`` measures on the board."""
 
     def __init__(self, config: BoardConfig, say: Callable[[str], None] | None = None) -> None:
         self.config = config

@@ -1,4 +1,5 @@
-"""Compression techniques, each registered by name (see ``registry``), and ``compress``."""
+"""Compression techniques, each registered by name (see ``registry``); ``edgeslim.recipes``
+runs them in order."""
 
 from edgeslim.compress import (  # noqa: F401  (registration)
     cluster,
@@ -11,7 +12,6 @@ from edgeslim.compress import (  # noqa: F401  (registration)
     structured,
     unstructured,
 )
-from edgeslim.compress.pipeline import compress, recipe_name
 from edgeslim.compress.presets import PRESETS
 from edgeslim.compress.registry import TECHNIQUES, resolve, technique
 from edgeslim.compress.sensitivity import DEFAULT_RATIOS, Sensitivity
@@ -20,9 +20,7 @@ __all__ = [
     "PRESETS",
     "TECHNIQUES",
     "Sensitivity",
-    "compress",
     "layer_sensitivity",
-    "recipe_name",
     "resolve",
     "technique",
 ]

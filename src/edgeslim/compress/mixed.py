@@ -28,8 +28,8 @@ from edgeslim.compress.quantize import stored_weights, weight_only
 from edgeslim.compress.registry import technique
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError
-from edgeslim.export import onnx_outputs
 from edgeslim.progress import progress_bar
+from edgeslim.runtimes import onnx_outputs
 from edgeslim.tasks import task_of
 
 Width = Literal[4, 8, 16, 32]

@@ -29,9 +29,9 @@ from onnx import helper, numpy_helper
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgeslim.compress.registry import technique
-from edgeslim.data.bundle import Dataset
+from edgeslim.data.bundle import Dataset, calibration_set
 from edgeslim.errors import ConfigError
-from edgeslim.measure.graph import WEIGHTED_OPS
+from edgeslim.graph import WEIGHTED_OPS
 from edgeslim.progress import quiet
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -123,11 +123,6 @@ def calibration_reader(x: np.ndarray, input_name: str, batch_size: int = 32):
             return None if batch is None else {input_name: batch}
 
     return Reader()
-
-
-def calibration_set(data: Dataset, samples: int, seed: int) -> np.ndarray:
-    order = np.random.default_rng(seed).permutation(len(data.train))[:samples]
-    return data.train.x[np.sort(order)]
 
 
 def preprocessed(source: Path, folder: Path) -> Path:

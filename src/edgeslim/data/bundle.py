@@ -197,3 +197,10 @@ def build(
         class_names=class_names,
     )
     return Dataset(spec=spec, source=source, seed=seed, **splits)
+
+
+def calibration_set(data: Dataset, samples: int, seed: int) -> np.ndarray:
+    """``samples`` training images drawn at ``seed``, in split order: what a post-training
+    quantizer calibrates on (never the validation or test images)."""
+    order = np.random.default_rng(seed).permutation(len(data.train))[:samples]
+    return data.train.x[np.sort(order)]

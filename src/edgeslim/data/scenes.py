@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeslim.data.bundle import Dataset, random_splits
-from edgeslim.data.detection import build_detection
+from edgeslim.data.detection import build_detection, iou_matrix
 from edgeslim.data.registry import register_source
 from edgeslim.errors import DataError
 
@@ -65,8 +65,6 @@ def resize(item: np.ndarray, factor: float) -> np.ndarray:
 def overlap(box: np.ndarray, others: list[np.ndarray]) -> float:
     if not others:
         return 0.0
-    from edgeslim.tasks.boxes import iou_matrix
-
     return float(iou_matrix(box[None, 1:], np.stack(others)[:, 1:]).max())
 
 

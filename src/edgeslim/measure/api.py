@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeslim.boards.process import OUT_OF_MEMORY, THIS_HOST, memory_failures, read_result
 from edgeslim.candidate import Candidate
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError, DataError, DoesNotFit, MeasurementError
 from edgeslim.figures import without_nonfinite
+from edgeslim.graph import GraphSummary, expose_activations, summarize
 
 # every family registers on import; this order is the order of DESIGN.md's metric table
 from edgeslim.measure import (  # noqa: F401
@@ -31,8 +33,6 @@ from edgeslim.measure import (  # noqa: F401
     sparsity,
     storage,
 )
-from edgeslim.measure.graph import GraphSummary, expose_activations, summarize
-from edgeslim.measure.process import OUT_OF_MEMORY, THIS_HOST, memory_failures, read_result
 from edgeslim.measure.reference import reference_model
 from edgeslim.measure.registry import families
 from edgeslim.measure.settings import MeasureSettings

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from edgeslim.measure.registry import family
 
 if TYPE_CHECKING:
-    from edgeslim.measure.graph import GraphSummary
+    from edgeslim.graph import GraphSummary
 
 
 @family(

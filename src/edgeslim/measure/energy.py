@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from edgeslim.measure.registry import family
 
 if TYPE_CHECKING:
-    from edgeslim.measure.graph import GraphSummary
+    from edgeslim.graph import GraphSummary
 
 SOURCE = "Horowitz ISSCC 2014, 45 nm (via Han et al. NeurIPS 2015); estimate"
 PJ_PER_MAC = {  # multiply + add

@@ -38,7 +38,7 @@ from edgeslim.measure.registry import family
 from edgeslim.measure.storage import KB
 
 if TYPE_CHECKING:
-    from edgeslim.measure.graph import GraphSummary
+    from edgeslim.graph import GraphSummary
     from edgeslim.measure.runtime import RuntimeContext
 
 MB = 1024 * 1024
@@ -207,7 +207,7 @@ def peak_memory(ctx: RuntimeContext) -> dict:
     ],
 )
 def activation_memory(summary: GraphSummary) -> dict:
-    from edgeslim.measure.graph import activation_peak_bytes
+    from edgeslim.graph import activation_peak_bytes
 
     return {"activation_memory_kb": activation_peak_bytes(summary) / KB}
 

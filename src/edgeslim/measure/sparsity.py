@@ -14,7 +14,7 @@ import numpy as np
 from edgeslim.measure.registry import family
 
 if TYPE_CHECKING:
-    from edgeslim.measure.graph import GraphSummary
+    from edgeslim.graph import GraphSummary
     from edgeslim.measure.runtime import RuntimeContext
 
 

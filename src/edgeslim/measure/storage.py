@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from edgeslim.measure.registry import family
 
 if TYPE_CHECKING:
-    from edgeslim.measure.graph import GraphSummary
+    from edgeslim.graph import GraphSummary
 
 KB = 1024  # bytes; every *_kb metric uses binary kilobytes
 COMPRESSOR = "gzip -9 (DEFLATE)"

@@ -9,6 +9,8 @@ from edgeslim.runtimes.registry import (
     Session,
     check_runtime,
     fixed_batch,
+    onnx_outputs,
+    outputs,
     runtime,
     timed_call,
 )
@@ -19,6 +21,8 @@ __all__ = [
     "Session",
     "check_runtime",
     "fixed_batch",
+    "onnx_outputs",
+    "outputs",
     "runtime",
     "timed_call",
 ]

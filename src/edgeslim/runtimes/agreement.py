@@ -10,7 +10,7 @@ import numpy as np
 from edgeslim.data.bundle import DataSpec
 from edgeslim.errors import ExportError, MeasurementError
 from edgeslim.runtimes.native_output import c_output
-from edgeslim.runtimes.registry import fixed_batch
+from edgeslim.runtimes.registry import outputs
 from edgeslim.tasks import Task, task_of
 
 if TYPE_CHECKING:
@@ -88,13 +88,7 @@ def check_agreement(
     try:
         c_output(lambda: loaded.append(engine.load(path, 1)))  # runtimes' start-up notes
         session = loaded[0]
-        step = fixed_batch(session) or len(x)
-        got = np.concatenate(
-            [
-                session.run(None, {session.input_name: x[i : i + step]})[0]
-                for i in range(0, len(x), step)
-            ]
-        )[: len(x)]
+        got = outputs(session, x)
     except (RuntimeError, ValueError) as exc:  # the runtime's own words: an op it lacks, ...
         raise MeasurementError(
             f"{path}: {engine.name} {engine.version()} cannot run this model: "

@@ -14,6 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeslim.data.bundle import calibration_set
 from edgeslim.errors import MissingRuntimeError
 from edgeslim.runtimes.native_output import c_output
 
@@ -44,8 +45,6 @@ def quantized_module(model: Any, sample: Any, data: Dataset, settings: dict) -> 
         get_symmetric_quantization_config,
     )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-    from edgeslim.compress.quantize import calibration_set
 
     quantizer = XNNPACKQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=settings.get("per_channel", True))

@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -49,6 +50,17 @@ def fixed_batch(session: Session) -> int | None:
     any batch size runs."""
     first = session.input_shape[0] if session.input_shape else None
     return first if isinstance(first, int) and first > 0 else None
+
+
+def outputs(session: Session, x: np.ndarray) -> np.ndarray:
+    """The session's first output on ``x``, in slices of its batch size where it fixes one (the
+    last slice padded with zeros and its answers dropped)."""
+    size = fixed_batch(session)
+    if size is None:
+        return session.run(None, {session.input_name: x})[0]
+    padded = np.concatenate([x, np.zeros((-len(x) % size, *x.shape[1:]), x.dtype)])
+    slices = [padded[i : i + size] for i in range(0, len(padded), size)]
+    return np.concatenate([session.run(None, {session.input_name: s})[0] for s in slices])[: len(x)]
 
 
 @dataclass(frozen=True)
@@ -197,3 +209,9 @@ def check_runtime(value: str) -> str:
             f"{sorted(RUNTIMES)}"
         )
     return value
+
+
+def onnx_outputs(path: str | Path, x: np.ndarray) -> np.ndarray:
+    """An ONNX file's outputs on ``x`` from ONNX Runtime on one thread: what export checks and
+    the ONNX-stage compression steps compare before and after."""
+    return outputs(runtime("onnxruntime").load(str(path), threads=1), x)

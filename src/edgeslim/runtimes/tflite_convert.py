@@ -14,6 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeslim.data.bundle import calibration_set
 from edgeslim.errors import MissingRuntimeError
 from edgeslim.runtimes.native_output import c_output
 
@@ -68,7 +69,6 @@ def quantize(source: Path, target: Path, kind: str, settings: dict, data: Datase
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer, recipe
 
-    from edgeslim.compress.quantize import calibration_set
     from edgeslim.progress import quiet
 
     chosen = RECIPES[kind]

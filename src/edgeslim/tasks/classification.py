@@ -55,7 +55,7 @@ class Classification(Task):
         return loss
 
     def augment(self, x, y, shift, flip, generator):
-        from edgeslim.train import move_images, random_moves
+        from edgeslim.tasks.augment import move_images, random_moves  # torch: training only
 
         moves = random_moves(len(x), shift, flip, generator)
         return move_images(x, shift, *moves), y

@@ -139,7 +139,7 @@ class Detection(Task):
     def augment(self, x, y, shift, flip, generator):
         import torch
 
-        from edgeslim.train import move_images, random_moves
+        from edgeslim.tasks.augment import move_images, random_moves  # torch: training only
 
         dy, dx, mirrored = random_moves(len(x), shift, flip, generator)
         x = move_images(x, shift, dy, dx, mirrored)

@@ -23,6 +23,8 @@ from edgeslim.compress.presets import PRESETS
 from edgeslim.compress.registry import StepContext, Technique, resolve
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError, EdgeslimError, kind_of, short, yaml_path
+from edgeslim.export import export
+from edgeslim.runtimes import onnx_outputs
 from edgeslim.tasks import task_of
 from edgeslim.train import training_device
 
@@ -164,8 +166,6 @@ def compress(
 def run_recipe(
     candidate: Candidate, data: Dataset, plan: list, out: Path, ctx: StepContext
 ) -> Candidate:
-    from edgeslim.export import export
-
     for i, (tech, settings) in enumerate(plan):
         if tech.stage == "torch":
             candidate = run_torch_step(candidate, data, tech, settings, ctx)
@@ -203,8 +203,6 @@ def run_torch_step(
 def run_onnx_step(
     candidate: Candidate, data: Dataset, tech: Technique, settings: BaseModel, target: Path
 ) -> Candidate:
-    from edgeslim.export import onnx_outputs
-
     source = Path(candidate.artifact)
     info = tech.apply(source, target, data, settings) or {}
     info["names_stripped_bytes"] = compact(target)  # the agreement below checks the result
