@@ -495,7 +495,7 @@ def devices_calibrate(
     The measured slowdown replaces the profile's assumed one when NAME's budget is applied to
     figures measured on this host (measure: {where: host})."""
     from edgeslim.boards import board_named
-    from edgeslim.boards.calibrate import calibrate
+    from edgeslim.measure.calibrate import calibrate
 
     chosen = tuple(m.strip() for m in models.split(",") if m.strip())
     entry = calibrate(board_named(name), chosen, runs=runs, say=plain)

@@ -417,9 +417,8 @@ def test_calibration_stores_the_median_of_the_measured_ratios(tmp_path, monkeypa
     slowdown is their median, 5, not their mean or a constant; each ratio is kept per model."""
     from types import SimpleNamespace
 
-    import edgeslim.measure.api
-    import edgeslim.models.registry  # noqa: F401
-    from edgeslim.boards.calibrate import calibrate
+    from edgeslim.measure import calibrate as calibration
+    from edgeslim.measure.calibrate import calibrate
 
     monkeypatch.setenv("EDGESLIM_DEVICES", str(tmp_path / "devices.yaml"))
     p50 = {"small-cnn": (1.0, 3.0), "lenet5": (2.0, 10.0), "mlp": (4.0, 32.0)}
@@ -434,9 +433,8 @@ def test_calibration_stores_the_median_of_the_measured_ratios(tmp_path, monkeypa
     def fake_build(name, spec):
         return SimpleNamespace(name=next(built), eval=lambda: SimpleNamespace(name=name))
 
-    # calibrate imports these when called: replace them where it finds them
-    monkeypatch.setattr(sys.modules["edgeslim.measure"], "measure", fake_measure)
-    monkeypatch.setattr(sys.modules["edgeslim.models"], "build", fake_build)
+    monkeypatch.setattr(calibration, "measure", fake_measure)
+    monkeypatch.setattr(calibration, "build", fake_build)
     board = SimpleNamespace(name="pi", config=SimpleNamespace(runtimes=["onnxruntime"]))
     said: list[str] = []
     entry = calibrate(board, tuple(p50), say=said.append)

@@ -9,6 +9,10 @@ from typing import Any
 
 from edgeslim.boards.board import Board
 from edgeslim.boards.registry import save_calibration
+from edgeslim.data import load
+from edgeslim.measure.api import measure
+from edgeslim.measure.settings import MeasureSettings
+from edgeslim.models import build
 
 # small zoo models of different shapes (plain conv, depthwise, residual), untrained: latency does
 # not depend on the weights' values
@@ -24,10 +28,6 @@ def calibrate(
 ) -> dict[str, Any]:
     """Measure each model's batch-1 latency here and on the board (same runtime, one thread,
     pinned), and store the median of the board/host ratios of p50 latency."""
-    from edgeslim.data import load
-    from edgeslim.measure import MeasureSettings, measure
-    from edgeslim.models import build
-
     dataset = load(data)
     runtime = board.config.runtimes[0]
     settings = MeasureSettings(
