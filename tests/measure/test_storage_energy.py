@@ -3,7 +3,7 @@ import torch
 from edgeslim.graph import summarize
 from edgeslim.measure import energy as energy_module
 from edgeslim.measure.energy import energy
-from edgeslim.measure.storage import storage
+from edgeslim.measure.storage import XZ_PRESET, storage
 from tests.measure.helpers import conv_linear, export, random_data
 
 
@@ -60,7 +60,7 @@ def test_coded_storage_rebuilds_the_model_and_counts_shared_values(tmp_path):
     assert records["shared"]["storage_coded_kb"] * 1.3 < records["shared"]["storage_compressed_kb"]
     for path in (dense, shared):
         original = onnx.load(str(path))
-        blob = coding.encode(original)
+        blob = coding.encode(original, XZ_PRESET)
         assert len(blob) / 1024 == records[path.stem]["storage_coded_kb"]
         rebuilt = coding.decode(blob)
         assert [n.op_type for n in rebuilt.graph.node] == [n.op_type for n in original.graph.node]
@@ -73,4 +73,4 @@ def test_coded_storage_rebuilds_the_model_and_counts_shared_values(tmp_path):
     summary = summarize(dense)
     summary.artifact = other
     coded = storage(summary)["storage_coded_kb"]
-    assert coded == len(lzma.compress(bytes(4096), preset=coding.PRESET)) / 1024
+    assert coded == len(lzma.compress(bytes(4096), preset=XZ_PRESET)) / 1024

@@ -4,8 +4,8 @@ with a coded weight format would carry.
 Every initializer with at most 256 distinct values (clustered or quantized weights, and most
 small tensors) is stored as its codebook (the distinct values, in the tensor's own type) plus
 one index byte per element; any other tensor as its raw bytes. The graph itself (the model with
-the initializers' data removed) goes first. The whole stream is coded with xz (LZMA2, its
-default preset 6; 9e measured no smaller on the zoo), which entropy-codes the indices and turns
+the initializers' data removed) goes first. The whole stream is coded with xz (LZMA2, at the
+preset ``storage`` gives), which entropy-codes the indices and turns
 runs of zeros (pruned weights) into a few bytes.
 
 ``decode`` rebuilds the identical model from the bytes, so the figure is one a device could use.
@@ -20,14 +20,12 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgeslim.measure.storage import XZ_PRESET as PRESET
-
 MAX_CODEBOOK = 256
 RAW, SHARED, KEPT = 0, 1, 2  # KEPT: left in the graph (strings)
 
 
-def encode(model: onnx.ModelProto) -> bytes:
-    """The coded bytes of ``model`` (its external data already loaded)."""
+def encode(model: onnx.ModelProto, preset: int) -> bytes:
+    """The coded bytes of ``model`` (its external data already loaded), xz at ``preset``."""
     skeleton = onnx.ModelProto()
     skeleton.CopyFrom(model)
     arrays = []
@@ -51,7 +49,7 @@ def encode(model: onnx.ModelProto) -> bytes:
             parts.append(inverse.astype(np.uint8).tobytes())
         else:
             parts += [struct.pack("<B", RAW), flat.tobytes()]
-    return lzma.compress(b"".join(parts), preset=PRESET)
+    return lzma.compress(b"".join(parts), preset=preset)
 
 
 def decode(blob: bytes) -> onnx.ModelProto:

@@ -45,12 +45,12 @@ def storage(summary: GraphSummary) -> dict:
     path = summary.artifact or summary.path
     raw = b"".join(p.read_bytes() for p in artifact_files(path))
     compressed = gzip.compress(raw, compresslevel=9, mtime=0)
-    if path.suffix == ".onnx":  # onnx is imported here: the torch-free worker imports this module
+    if path.suffix == ".onnx":  # onnx only here: a board's worker may run without it
         import onnx
 
         from edgeslim.measure import coding
 
-        coded = coding.encode(onnx.load(str(path)))
+        coded = coding.encode(onnx.load(str(path)), XZ_PRESET)
     else:
         coded = lzma.compress(raw, preset=XZ_PRESET)
     return {
