@@ -12,8 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import edgeslim.measure.api  # noqa: F401  (registers every metric family)
 from edgeslim.errors import ConfigError
 from edgeslim.figures import is_figure, is_nonfinite
+from edgeslim.measure.registry import objectives
 
 Op = Literal["<=", ">="]
 # a bound on an exact figure that only some runtimes report holds a record without it to the
@@ -24,8 +26,6 @@ BOUND = re.compile(r"^\s*(<=|>=)\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$")
 
 
 def known_metrics() -> dict[str, Any]:
-    import edgeslim.measure.api  # noqa: F401  (registers every metric family)
-    from edgeslim.measure.registry import objectives
 
     return objectives()
 

@@ -31,9 +31,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edgeslim.boards import calibration, find_board
 from edgeslim.boards.board import BoardConfig
 from edgeslim.budget import Budget, known_metrics
+from edgeslim.compress.presets import PRESETS
+from edgeslim.compress.registry import TECHNIQUES, resolve
 from edgeslim.data.registry import absolute, with_folder
+from edgeslim.devices import DEVICES
 from edgeslim.errors import (
     ConfigError,
     EdgeslimError,
@@ -42,8 +46,13 @@ from edgeslim.errors import (
     short,
     yaml_path,
 )
+from edgeslim.measure.settings import MeasureSettings
+from edgeslim.models.loading import check_reference, is_there, locate
 from edgeslim.names import check_name, did_you_mean
-from edgeslim.runtimes import check_runtime
+from edgeslim.recipes import expand, recipe_name
+from edgeslim.runtimes import check_runtime, runtime
+from edgeslim.select import objectives_for
+from edgeslim.tasks import TASKS, check_task_name
 from edgeslim.yamlfiles import load_file
 
 if TYPE_CHECKING:
@@ -245,15 +254,11 @@ class ExperimentConfig(Strict):
     @field_validator("task")
     @classmethod
     def known_task(cls, value: str) -> str:
-        from edgeslim.tasks import check_task_name
-
         return check_task_name(value)
 
     @model_validator(mode="after")
     def task_objectives(self) -> ExperimentConfig:
         if self.objectives is None:
-            from edgeslim.tasks import TASKS
-
             self.objectives = TASKS[self.task].default_objectives()
         return self
 
@@ -300,7 +305,6 @@ class Experiment:
             device_budget = device_budget.on_host(self.slowdown["value"])
         check_metrics(config)
         self.budget = device_budget.merged(Budget.parse(config.budget))
-        from edgeslim.select import objectives_for
 
         objectives_for(config.objectives)  # unknown names fail here, with the list of known ones
         self.recipes = expand_candidates(config.candidates)
@@ -319,8 +323,6 @@ class Experiment:
     def check_runtimes(self) -> None:
         """Every candidate's steps must be expressible on every runtime: a ConfigError now,
         not a failure halfway through the run."""
-        from edgeslim.runtimes import runtime
-
         if self.on_board:
             missing = [name for name in self.runtimes if name not in self.board.runtimes]
             if missing:
@@ -337,7 +339,6 @@ class Experiment:
         """Every model the experiment names (its model and weights, a distillation's teacher
         and student) is found and imports, before any data is read or model trained. Builds
         nothing: a recipe is checked against the model itself before the baseline trains."""
-        from edgeslim.models.loading import check_reference, is_there
 
         def check(kind: str, value: str, where: str) -> str:
             if kind == "file" and not is_there(Path(value), "is_file"):
@@ -371,7 +372,6 @@ class Experiment:
         return written
 
     def measure_settings(self):  # -> MeasureSettings; imported lazily (keeps config light)
-        from edgeslim.measure.settings import MeasureSettings
 
         settings = dict(self.measure)
         del settings["where"]  # the experiment's choice of machine, not how to measure
@@ -403,7 +403,6 @@ def with_paths(config: ExperimentConfig, folder: Path | None) -> None:
     """The experiment's paths and model references made independent of the current folder:
     a relative path is taken from the experiment file's ``folder``; a model's module found
     beside it (or in the current folder) becomes its file (``/abs/mynet.py:build``)."""
-    from edgeslim.models.loading import locate
 
     def relocate(kind: str, value: str, _where: str) -> str:
         return (
@@ -475,8 +474,6 @@ def visit_settings(model: type[BaseModel], raw: Any, visit: Visit, where: str) -
 
 def visit_step(step: Any, visit: Visit, where: str) -> Any:
     """One recipe step with its references visited (see ``visit_settings``)."""
-    from edgeslim.compress.registry import TECHNIQUES
-
     if not isinstance(step, dict) or len(step) != 1:
         return step  # its shape is refused, with the reason, when it is expanded
     ((key, raw),) = step.items()
@@ -532,8 +529,6 @@ def with_hints(
 def check_step_name(step: Any, where: str) -> None:
     """A misspelt technique, kind or setting is named with its near miss; the rest of a step's
     checks are the technique registry's."""
-    from edgeslim.compress.registry import TECHNIQUES
-
     if not isinstance(step, dict) or len(step) != 1:
         return
     ((key, raw),) = step.items()
@@ -553,8 +548,6 @@ def check_step_name(step: Any, where: str) -> None:
 
 def resolve_step(step: Any, where: str) -> Any:
     """The technique registry's ``resolve``, with a near miss named for an unknown setting."""
-    from edgeslim.compress.registry import TECHNIQUES, resolve
-
     check_step_name(step, where)
     try:
         return resolve(step, where)
@@ -574,18 +567,11 @@ def resolve_device(
 ) -> tuple[BoardConfig | None, DeviceProfile | None]:
     """A built-in profile's name, a board's name (the devices file) or a board's settings; a
     board may name a profile for its budget and emulation settings."""
-    from edgeslim.devices import DEVICES
-
     if device is None:
         return None, None
     if isinstance(device, str) and device in DEVICES:
         return None, DEVICES[device]
-    if isinstance(device, str):
-        from edgeslim.boards import find_board
-
-        board = find_board(device)
-    else:
-        board = device
+    board = find_board(device) if isinstance(device, str) else device
     profile = DEVICES.get(board.profile) if board.profile else None
     if board.profile and profile is None:
         raise ConfigError(
@@ -601,8 +587,6 @@ def host_slowdown(
     """How much slower the device is than this host, for a device's latency bounds on figures
     measured here: a board's measured calibration, else its profile's assumption."""
     if board is not None:
-        from edgeslim.boards import calibration
-
         measured = calibration(board.name)
         if measured:
             return {
@@ -637,8 +621,6 @@ def grid_label(key: str, value: Any) -> str:
 
 def expand_candidates(candidates: list[CandidateConfig]) -> dict[str, list[dict[str, Any]]]:
     """Name -> recipe for every candidate, grids expanded, each step validated."""
-    from edgeslim.compress.presets import PRESETS
-    from edgeslim.recipes import expand, recipe_name
 
     count = sum(math.prod(len(values) for values in c.grid.values()) for c in candidates)
     if count > MAX_CANDIDATES:

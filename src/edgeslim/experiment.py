@@ -25,15 +25,29 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from edgeslim import interrupts
+from edgeslim.boards import Board
+from edgeslim.boards.probe import check_ready
+from edgeslim.candidate import Candidate
+from edgeslim.compress.registry import StepContext
 from edgeslim.config import Experiment
+from edgeslim.data import load
 from edgeslim.errors import ConfigError, DiskFullError, DoesNotFit, EdgeslimError
+from edgeslim.export import export
 from edgeslim.files import TRY_AGAIN, as_disk_full, no_room, write_atomic, writing
+from edgeslim.measure import measure
+from edgeslim.models import ZOO, load_model
+from edgeslim.models.loading import load_weights, source_file
 from edgeslim.progress import spinner
+from edgeslim.recipes import run_recipe, validate
+from edgeslim.report import write_reports
 from edgeslim.results import RunFolder
 from edgeslim.runtimes import runtime as engine
 from edgeslim.select import Selection
 from edgeslim.tasks import task_of
+from edgeslim.train import train
 from edgeslim.version import __version__
 
 Say = Callable[[str], None]
@@ -101,8 +115,6 @@ class Runner:
         self.timings: dict[str, float] = {}
         self.board = None  # measured on this host, unless the experiment names a board
         if experiment.on_board:
-            from edgeslim.boards import Board
-
             self.board = Board(experiment.board, say=say)
 
     def timed(self, stage: str, fn: Callable[[], Any]) -> Any:
@@ -114,8 +126,6 @@ class Runner:
 
     # --- the baseline -------------------------------------------------------------------
     def baseline_key(self) -> str:
-        from edgeslim.models.loading import source_file
-
         weights = self.config.weights
         model = self.config.model
         source = source_file(model)  # a model file, or the file of the function that builds it
@@ -134,17 +144,10 @@ class Runner:
     def load(self):  # -> nn.Module | Path
         """The model as the experiment names it, built from the training seed (a zoo model or
         a user's function alike: the same seed, the same starting weights)."""
-        from edgeslim.models import load_model
-
         seed = self.config.train.seed
         return load_model(self.config.model, self.data.spec, self.config.weights, seed=seed)
 
     def baseline(self, model):  # -> Candidate
-        import torch
-
-        from edgeslim.candidate import Candidate
-        from edgeslim.models.loading import load_weights
-        from edgeslim.train import train
 
         if isinstance(model, Path):
             return Candidate("baseline", recipe=({"load": {"file": str(model)}},), artifact=model)
@@ -171,8 +174,6 @@ class Runner:
         return candidate
 
     def trainable(self) -> bool:
-        from edgeslim.models import ZOO
-
         return self.config.model in ZOO or (
             ":" in self.config.model and not Path(self.config.model).exists()
         )
@@ -194,8 +195,6 @@ class Runner:
     def measure_and_record(
         self, candidate, name: str, runtime: str, spec: str, started: float
     ) -> dict[str, Any]:
-        from edgeslim.measure import measure
-
         record: dict[str, Any] = {
             "name": name,
             "candidate": candidate.name,
@@ -225,8 +224,6 @@ class Runner:
         return jsonable(record)
 
     def build(self, base, name: str, plan: list) -> Any:  # -> Candidate
-        from edgeslim.compress.registry import StepContext
-        from edgeslim.recipes import run_recipe
 
         ctx = StepContext(
             base=base, show_progress=self.show_progress, device=self.config.train.device
@@ -283,8 +280,6 @@ class Runner:
 
     def prepare(self) -> None:
         """Data and the baseline (trained once, then cached in the run folder)."""
-        from edgeslim.data import load
-
         self.data = self.timed("data", lambda: load(self.config.data))
         if self.data.spec.task != self.config.task:
             raise ConfigError(
@@ -302,8 +297,6 @@ class Runner:
     def validate(self, model) -> dict[str, list]:
         """Every recipe checked against the model before the baseline trains (its structure,
         a distillation's teacher and student), so a mistake costs no training time."""
-        from edgeslim.candidate import Candidate
-        from edgeslim.recipes import validate
 
         if isinstance(model, Path):
             start = Candidate("baseline", artifact=model)
@@ -324,8 +317,6 @@ class Runner:
     ) -> Iterator[dict[str, Any]]:
         """Build one candidate, then measure it on each runtime; any failure becomes a
         ``failed`` record (a build failure, one for each runtime)."""
-        from edgeslim.export import export
-
         started = time.perf_counter()
         interrupts.check()
         try:
@@ -381,8 +372,6 @@ class Runner:
         for runtime in self.experiment.runtimes:  # a missing runtime fails before any work
             engine(runtime).check_available()
         if self.board:  # so does a board that cannot be reached or lacks a runtime
-            from edgeslim.boards.probe import check_ready
-
             for facts in check_ready(self.board):
                 self.say(
                     f"board {self.board.name} ({facts['ssh']}): {facts['host']}, {facts['cpu']}, "
@@ -416,8 +405,6 @@ class Runner:
         return self.finish(redone)
 
     def finish(self, redone: list[str]) -> RunOutcome:
-        from edgeslim.report import write_reports
-
         kept = self.folder.current(self.experiment.names)
         selection, reports = self.timed(
             "report", lambda: write_reports(self.folder, kept, self.experiment)

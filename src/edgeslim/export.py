@@ -15,6 +15,8 @@ from torch import nn
 
 from edgeslim.candidate import Candidate
 from edgeslim.compact import compact
+from edgeslim.compress.qat import baked
+from edgeslim.compress.quantize import weight_only
 from edgeslim.data.bundle import Dataset, DataSpec
 from edgeslim.errors import DataError, ExportError
 from edgeslim.progress import quiet
@@ -182,8 +184,6 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     stored_bits = getattr(model, "stored_weight_bits", None)
     if stored_bits is not None:  # trained for weight-only storage (qat without activations)
-        from edgeslim.compress.qat import baked
-
         model = baked(model)
     model = model.eval()
     x = data.test.x[:CHECK_SAMPLES]
@@ -237,8 +237,6 @@ def export_onnx(
     try:
         save_deployable(proto, partial, data.spec.to_dict())
         if stored_bits is not None:  # the weights are on the grid already: storing them is exact
-            from edgeslim.compress.quantize import weight_only
-
             weight_only(partial, partial, stored_bits)
         os.replace(partial, path)
     except BaseException:

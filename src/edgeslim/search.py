@@ -17,17 +17,26 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import optuna
+import sqlalchemy.exc
+from optuna.trial import TrialState
+
 from edgeslim import interrupts
 from edgeslim.budget import Budget
-from edgeslim.config import Experiment, SearchConfig, SpaceConfig
+from edgeslim.config import Experiment, SearchConfig, SpaceConfig, parse
 from edgeslim.errors import ConfigError
 from edgeslim.experiment import Runner, describe, jsonable
 from edgeslim.figures import is_figure
 from edgeslim.files import writing
+from edgeslim.models import ZOO
+from edgeslim.recipes import validate
 from edgeslim.results import RunFolder
+from edgeslim.select import objectives_for, select
 
 if TYPE_CHECKING:
     import optuna
@@ -115,15 +124,11 @@ def sampler_seed(search: SearchConfig, trials_so_far: int, salt: int = 0) -> int
     worker joining later) continues the sequence instead of replaying it from the start,
     and the same file run the same way still gives the same trials. ``salt`` tells apart
     workers that join at the same moment."""
-    import numpy as np
-
     return int(np.random.SeedSequence([search.seed, trials_so_far, salt]).generate_state(1)[0])
 
 
 def sampler_for(search: SearchConfig, seed: int | None = None) -> optuna.samplers.BaseSampler:
     """Seeded samplers; NSGA-II and TPE read the budget from each trial's constraints."""
-    import optuna
-
     seed = search.seed if seed is None else seed
     if search.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(population_size=search.population, seed=seed)
@@ -143,8 +148,6 @@ def redact(url: str) -> str:
 
 def open_storage(url: str, search: SearchConfig) -> optuna.storages.RDBStorage:
     """An Optuna RDB storage with heartbeats; an unreachable URL fails within seconds."""
-    import optuna
-    import sqlalchemy.exc
 
     if url.startswith(("postgresql", "postgres")):
         engine = {"connect_args": {"connect_timeout": 5}, "pool_pre_ping": True}
@@ -174,16 +177,12 @@ def open_storage(url: str, search: SearchConfig) -> optuna.storages.RDBStorage:
 
 @contextlib.contextmanager
 def warnings_quiet():
-    import warnings
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*experimental.*")
         yield
 
 
 def directions(experiment: Experiment) -> list[str]:
-    from edgeslim.select import objectives_for
-
     return [
         "maximize" if o.better == "higher" else "minimize"
         for o in objectives_for(experiment.config.objectives)
@@ -191,8 +190,6 @@ def directions(experiment: Experiment) -> list[str]:
 
 
 def student_model(experiment: Experiment) -> str | None:
-    from edgeslim.models import ZOO
-
     return experiment.config.model if experiment.config.model in ZOO else None
 
 
@@ -208,10 +205,6 @@ class Trials:
         self.student = student_model(experiment)
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
-        import optuna
-
-        from edgeslim.recipes import validate
-
         if trial.number >= self.until:  # another worker already started the last one
             trial.study.stop()
             raise optuna.TrialPruned("the study has its trials")
@@ -265,8 +258,6 @@ def stopped(trial: optuna.Trial) -> None:
 
 def same_settings(trial: optuna.Trial) -> int | None:
     """The number of an earlier trial (finished, failed or running) with this one's settings."""
-    from optuna.trial import TrialState
-
     states = (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)
     for other in trial.study.get_trials(deepcopy=False, states=states):
         if other.number < trial.number and other.params == trial.params:
@@ -278,8 +269,6 @@ def load_study(
     storage, experiment: Experiment, search: SearchConfig, salt: int = 0
 ) -> optuna.Study:
     """The experiment's study, its sampler seeded from the trials it already holds."""
-    import optuna
-
     # each trial says its own outcome in one line (``say``); Optuna's warnings would repeat a
     # failed trial, or an interrupt, with a whole traceback
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -336,10 +325,6 @@ def work(
 
 def join_study(storage_url: str, study_name: str, runs_dir: str, say: Say = print) -> int:
     """``edgeslim worker``: the experiment comes from the study, written there by ``search``."""
-    import optuna
-
-    from edgeslim.config import parse
-
     with warnings_quiet():
         probe = open_storage(storage_url, SearchConfig(space=SpaceConfig(sparsity=(0.0, 0.5))))
     try:
@@ -354,8 +339,6 @@ def join_study(storage_url: str, study_name: str, runs_dir: str, say: Say = prin
 
 def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
     """The record of a finished trial; a stale (heartbeat-failed) one gets a failed record."""
-    from optuna.trial import TrialState
-
     record = trial.user_attrs.get("record")
     if record is not None:
         return record
@@ -386,8 +369,6 @@ def sync(study: optuna.Study, folder: RunFolder) -> int:
 def remeasure_front(runner: Runner, experiment: Experiment, say: Say) -> list[str]:
     """Re-build and re-measure here every fitting front trial measured on another host, so
     the final front never mixes machines silently; the other host's numbers are kept aside."""
-    from edgeslim.recipes import validate
-    from edgeslim.select import select
 
     here = socket.gethostname()
     records = runner.folder.current(experiment.names)

@@ -11,9 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from edgeslim.budget import FALLBACK, Budget, Violation, known_metrics
 from edgeslim.errors import ConfigError
 from edgeslim.figures import is_figure
+from edgeslim.tasks import TASKS
 
 Record = Mapping[str, Any]
 # memory: the part of the measured peak the model is responsible for (the rest is the runtime's
@@ -55,8 +58,6 @@ def objectives_for(names: Sequence[str]) -> tuple[Objective, ...]:
 def default_objectives(records: Sequence[Record]) -> list[str]:
     """The default objectives of the task whose quality metric the records hold (a
     classifier's when none does), those the records measure."""
-    from edgeslim.tasks import TASKS
-
     present = {key for r in records for key in r}
     defaults = next(
         (t.default_objectives() for t in TASKS.values() if t.quality in present),
@@ -419,8 +420,8 @@ def hypervolume(
     records: Sequence[Record], objectives: Sequence[Objective], reference: Sequence[float]
 ) -> float:
     """Volume dominated by ``records`` inside the box up to ``reference`` (larger is better)."""
-    import numpy as np
-    from optuna._hypervolume import compute_hypervolume  # optuna's exact WFG implementation
+    # optuna (its exact WFG implementation): loaded by the search and the report only
+    from optuna._hypervolume import compute_hypervolume
 
     points = [[o.key(r) for o in objectives] for r in records]
     inside = [p for p in points if all(v < ref for v, ref in zip(p, reference, strict=True))]

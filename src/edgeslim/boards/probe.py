@@ -8,6 +8,7 @@ from typing import Any
 from edgeslim.boards.board import Board
 from edgeslim.boards.ssh import run
 from edgeslim.errors import BoardError
+from edgeslim.runtimes import runtime
 
 # runs on the board with its Python's standard library; argv: the packages to look up, workdir
 PROBE = r"""
@@ -66,8 +67,6 @@ print(json.dumps({
 def check(board: Board, target: str | None = None, timeout_s: float = 60.0) -> dict[str, Any]:
     """Reach one board of the pool (the first by default) and report what it has: Python,
     numpy and each runtime's version, cores, free memory and disk, the clock."""
-    from edgeslim.runtimes import runtime
-
     config = board.config
     target = target or config.ssh[0]
     packages = sorted({runtime(name).package for name in config.runtimes})

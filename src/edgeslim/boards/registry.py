@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from edgeslim.boards.board import Board, BoardConfig
+from edgeslim.devices import DEVICES
 from edgeslim.errors import ConfigError, describe_validation
 from edgeslim.files import write_atomic
 from edgeslim.yamlfiles import load_file
@@ -59,8 +60,6 @@ def boards(path: Path | None = None) -> dict[str, BoardConfig]:
 def find_board(name: str, where: str = "device") -> BoardConfig:
     known = boards()
     if name not in known:
-        from edgeslim.devices import DEVICES
-
         raise ConfigError(
             f"{where}: unknown device profile {name!r}, and no board of that name in "
             f"{devices_file()} (profiles: {sorted(DEVICES)}; boards: {sorted(known) or 'none'})"

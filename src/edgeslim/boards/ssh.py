@@ -7,6 +7,7 @@ connection, and every remote argument quoted for the remote shell.
 from __future__ import annotations
 
 import contextlib
+import json
 import queue
 import re
 import shlex
@@ -166,8 +167,6 @@ class Channel:
 
 
 def json_message(line: bytes) -> dict[str, Any]:
-    import json
-
     message = json.loads(line)
     if not isinstance(message, dict) or "kind" not in message:
         raise ValueError(line)

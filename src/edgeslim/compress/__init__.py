@@ -15,6 +15,7 @@ from edgeslim.compress import (  # noqa: F401  (registration)
 from edgeslim.compress.presets import PRESETS
 from edgeslim.compress.registry import TECHNIQUES, resolve, technique
 from edgeslim.compress.sensitivity import DEFAULT_RATIOS, Sensitivity
+from edgeslim.errors import ConfigError
 
 __all__ = [
     "PRESETS",
@@ -28,8 +29,6 @@ __all__ = [
 
 def sensitivity_sweep(kind: str, ratios: tuple[float, ...]):
     """The sweep function for ``kind``, after checking the arguments (before any training)."""
-    from edgeslim.errors import ConfigError
-
     sweeps = {
         "unstructured": unstructured.layer_sensitivity,
         "structured": structured.layer_sensitivity,

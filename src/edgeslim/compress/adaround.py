@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from onnx import numpy_helper
 
+from edgeslim.compress.bias_correction import outputs_of
 from edgeslim.compress.equalize import attribute
 
 ZETA, GAMMA = 1.1, -0.1  # the rectified sigmoid's stretch (paper, eq. 23)
@@ -142,8 +143,6 @@ def adaround(
 ) -> dict:
     """Move ``fp32``'s Conv/Gemm weights (in place) onto the grid ``quantized`` uses for them,
     rounded adaptively; returns each layer's output error, rounded to nearest and adaptively."""
-    from edgeslim.compress.bias_correction import outputs_of
-
     torch.manual_seed(seed)
     grids = weight_grids(quantized)
     tensors = {t.name: t for t in fp32.graph.initializer}

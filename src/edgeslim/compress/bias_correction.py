@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import numpy_helper
 
 LAYERS = ("Conv", "Gemm")
@@ -24,8 +25,6 @@ LAYERS = ("Conv", "Gemm")
 
 def outputs_of(model: onnx.ModelProto, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
     """The named tensors' values on ``x``, from a copy of ``model`` that exposes them."""
-    import onnxruntime as ort
-
     exposed = onnx.ModelProto()
     exposed.CopyFrom(model)
     known = {o.name for o in exposed.graph.output}

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+from torch.fx.experimental.optimization import fuse
 from torch.nn.utils import parametrize
 
 from edgeslim.compress import layers as L
@@ -53,7 +54,7 @@ def check(model: nn.Module, s: ClusterSettings, data: Dataset) -> None:
 
 def kmeans_1d(values: np.ndarray, clusters: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(centroids, index of each value) with linear initialisation."""
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # scikit-learn: only a cluster step needs it
 
     distinct = np.unique(values)
     if len(distinct) <= clusters:  # already shared: nothing to move
@@ -86,7 +87,6 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     statistics), as the export would fuse them; the model itself where it has no batch norm."""
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return model
-    from torch.fx.experimental.optimization import fuse
 
     try:
         return fuse(model.eval())

@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from edgeslim.compress import layers as L
 from edgeslim.compress.quantize import stored_weights, weight_only
 from edgeslim.compress.registry import technique
 from edgeslim.data.bundle import Dataset
@@ -63,8 +64,6 @@ def out_of_reach(weights: int, s: MixedSettings) -> None:
 
 def check(model, s: MixedSettings, data: Dataset) -> None:
     """Before any work: the size budget against the model's conv/linear weights."""
-    from edgeslim.compress import layers as L
-
     out_of_reach(sum(m.weight.numel() for m in L.weighted_layers(model).values()), s)
 
 

@@ -18,11 +18,13 @@ trained weights to INT4 drops test accuracy from 0.9219 to 0.8327. ``activations
 
 from __future__ import annotations
 
+import copy
 from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
+from torch.fx.experimental.optimization import fuse
 
 from edgeslim.compress import layers as L
 from edgeslim.compress.finetune import tune
@@ -148,8 +150,6 @@ def prepare(
 ) -> nn.Module:
     """BN folded, every conv/linear wrapped. With activations: marked for the TorchScript
     exporter (dynamo cannot export fake-quant ops); weight-only models export baked."""
-    from torch.fx.experimental.optimization import fuse
-
     fused = fuse(model.eval())
     for name, layer in L.weighted_layers(fused).items():
         replace(fused, name, QuantLayer(layer, momentum, weight_max, activations))
@@ -160,8 +160,6 @@ def prepare(
 def baked(model: nn.Module) -> nn.Module:
     """A copy with each fake-quantized layer back in place, its weights on the grid it trained
     on: what a weight-only file stores, as a model dynamo exports."""
-    import copy
-
     plain = copy.deepcopy(model).eval()
     for name, module in list(plain.named_modules()):
         if isinstance(module, QuantLayer):

@@ -18,6 +18,7 @@ FP32 99.7%. CPUs with AVX-512 VNNI or AVX-VNNI, and ARM, keep the full 8 bits.
 
 from __future__ import annotations
 
+import platform
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -28,6 +29,9 @@ import onnx
 from onnx import helper, numpy_helper
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgeslim.compress.adaround import adaround
+from edgeslim.compress.bias_correction import correct_biases
+from edgeslim.compress.equalize import equalize
 from edgeslim.compress.registry import technique
 from edgeslim.data.bundle import Dataset, calibration_set
 from edgeslim.errors import ConfigError
@@ -39,8 +43,6 @@ CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 def cpu_has_vnni() -> bool:
     """True where INT8 dot products do not saturate (x86 VNNI), or off x86 altogether."""
-    import platform
-
     if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
         return True
     try:
@@ -110,7 +112,7 @@ def equal_batch_size(count: int, largest: int = 32) -> int:
 
 
 def calibration_reader(x: np.ndarray, input_name: str, batch_size: int = 32):
-    from onnxruntime.quantization import CalibrationDataReader
+    from onnxruntime.quantization import CalibrationDataReader  # ORT's quantizer (onnx, sympy)
 
     size = equal_batch_size(len(x), batch_size)
 
@@ -127,7 +129,7 @@ def calibration_reader(x: np.ndarray, input_name: str, batch_size: int = 32):
 
 def preprocessed(source: Path, folder: Path) -> Path:
     """ORT's recommended pre-pass: shape inference plus graph optimisation (BN folding)."""
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # ORT's quantizer
 
     target = folder / "preprocessed.onnx"
     with quiet("root", "onnxruntime"):
@@ -138,7 +140,11 @@ def preprocessed(source: Path, folder: Path) -> Path:
 def quantize_static(source: Path, target: Path, calibration: np.ndarray, s: StaticSettings) -> dict:
     """ONNX Runtime's static quantizer, with equalisation before, learned rounding between two
     passes and bias correction after, where asked; returns what those did."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+    from onnxruntime.quantization import (  # ORT's quantizer
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+    )
     from onnxruntime.quantization import quantize_static as ort_quantize_static
 
     check_calibration(calibration, source)
@@ -146,8 +152,6 @@ def quantize_static(source: Path, target: Path, calibration: np.ndarray, s: Stat
     with tempfile.TemporaryDirectory(prefix="edgeslim-quant-") as tmp:
         model_in = source
         if s.equalize:
-            from edgeslim.compress.equalize import equalize
-
             model = onnx.load(str(source))
             info["equalization"] = equalize(model)
             model_in = Path(tmp) / "equalized.onnx"
@@ -177,8 +181,6 @@ def quantize_static(source: Path, target: Path, calibration: np.ndarray, s: Stat
 
         reference = model_in  # what bias correction aims at: FP32 before any rounding
         if s.adaround:
-            from edgeslim.compress.adaround import adaround
-
             ort_pass(model_in, Path(tmp) / "grid.onnx")  # fixes each weight's scale
             model = onnx.load(str(model_in))
             grid = onnx.load(str(Path(tmp) / "grid.onnx"))
@@ -187,8 +189,6 @@ def quantize_static(source: Path, target: Path, calibration: np.ndarray, s: Stat
             onnx.save(model, str(model_in))
         ort_pass(model_in, target)
         if s.bias_correction:
-            from edgeslim.compress.bias_correction import correct_biases
-
             info["bias_correction"] = correct_biases(reference, target, calibration)
     return info
 
@@ -205,7 +205,7 @@ def static_int8(source: Path, target: Path, data: Dataset, s: StaticSettings) ->
 
 @technique("quantize.dynamic-int8", DynamicSettings, stage="onnx")
 def dynamic_int8(source: Path, target: Path, data: Dataset, s: DynamicSettings) -> dict:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # ORT's quantizer: as above
 
     # ORT's CPU ConvInteger kernel takes UINT8 weights only; MatMulInteger takes INT8 too.
     has_conv = any(n.op_type == "Conv" for n in onnx.load(str(source)).graph.node)
@@ -223,7 +223,7 @@ def dynamic_int8(source: Path, target: Path, data: Dataset, s: DynamicSettings) 
 
 @technique("quantize.fp16", NoSettings, stage="onnx")
 def fp16(source: Path, target: Path, data: Dataset, s: NoSettings) -> dict:
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.float16 import convert_float_to_float16  # ORT's converter
     from onnxruntime.transformers.onnx_model import OnnxModel
 
     converted = OnnxModel(convert_float_to_float16(onnx.load(str(source)), keep_io_types=True))

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeslim.data.bundle import SPLITS, Dataset, DataSpec, Split, as_images, standardise
+from edgeslim.data.bundle import (
+    SPLITS,
+    Dataset,
+    DataSpec,
+    Split,
+    as_images,
+    random_splits,
+    standardise,
+)
+from edgeslim.data.imagefolder import image_mode, read_image
 from edgeslim.errors import DataError
 
 EDGE_TOLERANCE = 1.0  # pixels a box may pass the image's edge by (rounding); then clipped
@@ -155,8 +164,6 @@ def build_detection(
 def read_images(paths: list, origin: str) -> np.ndarray:
     """Images (N, C, H, W) in [0, 1], all of one size and colour mode (that of the first); a
     missing or unreadable file is an error that names it."""
-    from edgeslim.data.imagefolder import image_mode, read_image
-
     if not paths:
         raise DataError(f"{origin}: no images")
     for path in paths:
@@ -188,8 +195,6 @@ def split_files(
     test_fraction: float,
 ) -> Dataset:
     """Labelled images from files -> deterministic train/val/test splits -> a Dataset."""
-    from edgeslim.data.bundle import random_splits
-
     fractions = {"test": test_fraction, "val": val_fraction}
     idx = random_splits(len(x), seed, fractions, origin=origin)
     arrays = {split: (x[i], [boxes[j] for j in i]) for split, i in idx.items()}

@@ -8,7 +8,7 @@ from edgeslim.data.registry import register_source
 
 @register_source("digits")
 def load_digits(arg: str, *, seed: int, val_fraction: float, test_fraction: float) -> Dataset:
-    from sklearn.datasets import load_digits as sk_load_digits
+    from sklearn.datasets import load_digits as sk_load_digits  # scikit-learn
 
     bunch = sk_load_digits()
     x = bunch.images.astype("float32") / 16.0  # pixel values are 0..16

@@ -39,14 +39,14 @@ def pillow_errors(path: Path) -> Iterator[None]:
 
 def image_mode(path: Path) -> str:
     """``L`` for a grey image, else ``RGB``: the mode every image of a set is read in."""
-    from PIL import Image
+    from PIL import Image  # Pillow: the worker imports edgeslim.data without it
 
     with pillow_errors(path), Image.open(path) as image:
         return "L" if image.mode in ("1", "L", "I", "I;16", "F") else "RGB"
 
 
 def read_image(path: Path, mode: str) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image  # Pillow: the worker imports edgeslim.data without it
 
     with pillow_errors(path), Image.open(path) as image:
         pixels = np.asarray(image.convert(mode), dtype=np.float32) / 255.0

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgeslim.data.bundle import Dataset, random_splits
 from edgeslim.data.detection import build_detection, iou_matrix
+from edgeslim.data.fashion_mnist import CLASS_NAMES, DEFAULT_DIR, FILES, read_idx
 from edgeslim.data.registry import register_source
 from edgeslim.errors import DataError
 
@@ -34,7 +35,7 @@ class Recipe:
 
 
 def digit_items() -> tuple[np.ndarray, np.ndarray, Recipe]:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # scikit-learn
 
     bunch = load_digits()
     names = tuple(str(d) for d in range(10))
@@ -42,8 +43,6 @@ def digit_items() -> tuple[np.ndarray, np.ndarray, Recipe]:
 
 
 def fashion_items(folder: str) -> tuple[np.ndarray, np.ndarray, Recipe]:
-    from edgeslim.data.fashion_mnist import CLASS_NAMES, DEFAULT_DIR, FILES, read_idx
-
     root = Path(folder) if folder else DEFAULT_DIR
     if not root.is_dir():
         raise DataError(
@@ -56,7 +55,7 @@ def fashion_items(folder: str) -> tuple[np.ndarray, np.ndarray, Recipe]:
 
 
 def resize(item: np.ndarray, factor: float) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image  # Pillow: the worker imports edgeslim.data without it
 
     size = max(2, round(item.shape[1] * factor)), max(2, round(item.shape[0] * factor))
     return np.asarray(Image.fromarray(item, mode="F").resize(size, Image.BILINEAR))

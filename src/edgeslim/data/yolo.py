@@ -32,7 +32,7 @@ def listed_names(path: Path) -> tuple[str, ...]:
 
 def described_names(path: Path) -> tuple[str, ...]:
     """``data.yaml``'s ``names:``, a list ``[person, car]`` or a map ``{0: person, 1: car}``."""
-    import yaml
+    import yaml  # PyYAML: the worker imports edgeslim.data without it
 
     expected = "names: [class, ...] or names: {0: class, ...}"
     try:

@@ -8,6 +8,7 @@ imports no torch. The record's keys are the metric names of DESIGN.md, plus ``me
 from __future__ import annotations
 
 import datetime
+import importlib
 import tempfile
 import time
 from pathlib import Path
@@ -15,10 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeslim.boards import board_named
 from edgeslim.boards.process import OUT_OF_MEMORY, THIS_HOST, memory_failures, read_result
 from edgeslim.candidate import Candidate
+from edgeslim.data import load
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError, DataError, DoesNotFit, MeasurementError
+from edgeslim.export import export_onnx  # torch is only needed for this path
 from edgeslim.figures import without_nonfinite
 from edgeslim.graph import GraphSummary, expose_activations, summarize
 
@@ -37,6 +41,7 @@ from edgeslim.measure.reference import reference_model
 from edgeslim.measure.registry import families
 from edgeslim.measure.settings import MeasureSettings
 from edgeslim.runtimes import Runtime, runtime
+from edgeslim.runtimes.agreement import check_agreement, quantized
 from edgeslim.tasks import task_of
 
 if TYPE_CHECKING:
@@ -64,7 +69,6 @@ def resolve_artifact(target: Candidate | str | Path | Any, data: Dataset, work: 
         return Path(target)
     if isinstance(target, Candidate) and target.artifact is not None:
         return Path(target.artifact)
-    from edgeslim.export import export_onnx  # torch is only needed for this path
 
     model = target.model if isinstance(target, Candidate) else target
     if model is None:
@@ -92,7 +96,6 @@ def runtime_artifact(
     its converter (kept beside the candidate's ONNX file, else in the work folder)."""
     if engine.reads_onnx:
         return onnx_path, None
-    import importlib
 
     if isinstance(target, (str, Path)):
         raise ConfigError(
@@ -145,8 +148,6 @@ def measure(
     runtime ``settings.runtime`` names (``runtime="openvino"`` as an override), in a fresh
     process on this host or on ``board`` (a Board, or a board's name in the devices file)."""
     if isinstance(data, str):
-        from edgeslim.data import load
-
         data = load(data)
     settings = settings or MeasureSettings()
     if overrides:
@@ -154,8 +155,6 @@ def measure(
     engine = runtime(settings.runtime)
     engine.check_available()
     if isinstance(board, str):
-        from edgeslim.boards import board_named
-
         board = board_named(board)
     with tempfile.TemporaryDirectory(prefix="edgeslim-measure-") as tmp:
         work = Path(tmp)
@@ -170,8 +169,6 @@ def measure(
             record.update(fam.fn(summary))
         model = torch_model(target)
         if model is not None:
-            from edgeslim.runtimes.agreement import check_agreement, quantized
-
             recipe = target.recipe if isinstance(target, Candidate) else ()
             record["agreement"] = check_agreement(
                 engine,

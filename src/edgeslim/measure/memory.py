@@ -207,7 +207,7 @@ def peak_memory(ctx: RuntimeContext) -> dict:
     ],
 )
 def activation_memory(summary: GraphSummary) -> dict:
-    from edgeslim.graph import activation_peak_bytes
+    from edgeslim.graph import activation_peak_bytes  # onnx: the worker imports this module
 
     return {"activation_memory_kb": activation_peak_bytes(summary) / KB}
 

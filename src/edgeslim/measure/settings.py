@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from edgeslim.errors import ConfigError
+from edgeslim.runtimes import runtime
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,6 @@ class MeasureSettings:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"invalid measure settings: {', '.join(bad)} ({self})")
-
-        from edgeslim.runtimes import runtime
 
         runtime(self.runtime, "measure settings")  # an unknown name is a ConfigError
         if self.cores and len(self.cores) < self.threads:

@@ -48,7 +48,7 @@ def storage(summary: GraphSummary) -> dict:
     if path.suffix == ".onnx":  # onnx only here: a board's worker may run without it
         import onnx
 
-        from edgeslim.measure import coding
+        from edgeslim.measure import coding  # imports onnx, as above
 
         coded = coding.encode(onnx.load(str(path)), XZ_PRESET)
     else:

@@ -12,8 +12,12 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeslim.config import parse
 from edgeslim.errors import ConfigError, kind_of
 from edgeslim.files import write_atomic
+from edgeslim.report.detections import load_examples
+from edgeslim.report.html import render_html
+from edgeslim.report.markdown import render_markdown
 from edgeslim.results import RunFolder
 from edgeslim.select import Selection, select
 from edgeslim.yamlfiles import read_bounded
@@ -29,9 +33,6 @@ def selection_for(records: list[dict[str, Any]], experiment: Experiment) -> Sele
 def write_reports(
     folder: RunFolder, records: list[dict[str, Any]], experiment: Experiment
 ) -> tuple[Selection, dict[str, Path]]:
-    from edgeslim.report.detections import load_examples
-    from edgeslim.report.html import render_html
-    from edgeslim.report.markdown import render_markdown
 
     selection = selection_for(records, experiment)
     paths = {"html": folder.path / "report.html", "markdown": folder.path / "report.md"}
@@ -43,8 +44,6 @@ def write_reports(
 
 def report(run_dir: str | Path) -> tuple[Selection, dict[str, Path]]:
     """Rebuild ``report.html`` and ``report.md`` of a run folder from its records."""
-    from edgeslim.config import parse
-
     path = Path(os.path.abspath(run_dir))  # ``.`` and ``runs/t/..`` name a folder too
     try:
         folder = RunFolder.at(path)

@@ -79,7 +79,7 @@ def check_agreement(
     """Max abs diff and the task's agreement (top-1 for a classifier) against PyTorch; an
     ExportError with both figures when a float file is off by more than FLOAT_TOLERANCE, or a
     quantized one agrees on fewer than MIN_TOP1_AGREEMENT of the samples."""
-    import torch
+    import torch  # torch: on the host only; the runtimes package is imported by the worker
 
     given, x = len(x), x[:SAMPLES]
     with torch.no_grad():

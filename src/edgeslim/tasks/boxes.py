@@ -169,7 +169,7 @@ def agreement(a: list[np.ndarray], b: list[np.ndarray], threshold: float) -> flo
 
 def coco_map(detections: list[np.ndarray], targets: np.ndarray, classes: int) -> dict[str, float]:
     """mAP@0.5 and mAP@0.5:0.95 by pycocotools' COCOeval (the reference implementation)."""
-    from pycocotools.coco import COCO
+    from pycocotools.coco import COCO  # pycocotools
     from pycocotools.cocoeval import COCOeval
 
     images, annotations = [], []

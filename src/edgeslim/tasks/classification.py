@@ -32,7 +32,7 @@ class Classification(Task):
             )
 
     def loss(self, label_smoothing: float = 0.0):
-        import torch.nn.functional as F
+        import torch.nn.functional as F  # torch
 
         def cross_entropy(logits, targets, _teacher=None):
             return F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
@@ -41,7 +41,7 @@ class Classification(Task):
 
     def distill_loss(self, temperature: float, alpha: float):
         """alpha * T^2 * KL(teacher / T || student / T) + (1 - alpha) * cross-entropy."""
-        import torch.nn.functional as F
+        import torch.nn.functional as F  # torch
 
         def loss(logits, targets, teacher_logits):
             hard = F.cross_entropy(logits, targets)

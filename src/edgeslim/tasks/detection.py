@@ -55,7 +55,7 @@ class Detection(Task):
     def targets(self, y, shape):
         """Heatmaps (B, C, h, w) with a Gaussian peak of 1 at each box centre, and per box
         its centre cell, offset and log size (in cells); boxes outside the grid are dropped."""
-        import torch
+        import torch  # torch: training only; the worker imports the tasks without it
 
         _, _, h, w = shape
         stride_y, stride_x = self.input_hw[0] / h, self.input_hw[1] / w
@@ -91,7 +91,7 @@ class Detection(Task):
         classes = self.spec.num_classes
 
         def centernet(outputs, y, _teacher=None):
-            import torch
+            import torch  # torch: training only; the worker imports the tasks without it
 
             heat, valid, iy, ix, regression = self.targets(y, outputs.shape)
             p = outputs[:, :classes].sigmoid().clamp(1e-4, 1 - 1e-4)
@@ -116,7 +116,7 @@ class Detection(Task):
         softened by the temperature: BCE weighted by the squared gap, so the many background
         cells both models agree on weigh nothing (plain BCE against soft targets drowns the
         few object cells: measured, it took the distilled mAP@0.5 from 0.79 to 0.14)."""
-        import torch.nn.functional as F
+        import torch.nn.functional as F  # torch
 
         hard = self.loss()
         classes = self.spec.num_classes
@@ -137,7 +137,7 @@ class Detection(Task):
         return loss
 
     def augment(self, x, y, shift, flip, generator):
-        import torch
+        import torch  # torch: training only; the worker imports the tasks without it
 
         from edgeslim.tasks.augment import move_images, random_moves  # torch: training only
 
@@ -165,7 +165,7 @@ class Detection(Task):
         import base64
         import io
 
-        from PIL import Image
+        from PIL import Image  # Pillow: report pictures only; the worker imports the tasks
 
         mean = np.asarray(self.spec.mean, dtype=np.float32)[:, None, None]
         std = np.asarray(self.spec.std, dtype=np.float32)[:, None, None]
