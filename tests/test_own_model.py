@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-# The README's example, verbatim: proj/mynet.py and proj/exp.yaml beside proj/shapes/.
+# The example of docs/tutorials/own-model.md: proj/mynet.py (the same code, before ruff's layout)
+# and proj/exp.yaml, verbatim, beside proj/shapes/. tests/test_docs.py runs the page's own blocks.
 MYNET = """\
 from torch import nn
 
