@@ -64,21 +64,52 @@ def test_weight_only_int4_stores_below_one_byte_per_weight(quantized, fp32):
     )  # every conv and linear layer is covered
 
 
-@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
-def test_calibration_methods(method, trained_small_cnn, digits, tmp_path):
-    recipe = [
-        {
-            "quantize": {
-                "kind": "static-int8",
-                "calibration_method": method,
-                "calibration_samples": 64,
+def calibrated(trained_small_cnn, digits, tmp_path, methods: list[str]) -> dict[str, list[float]]:
+    """Each method's activation scales, quantizing through a recipe on 1024 samples."""
+    recipes = [
+        [
+            {
+                "quantize": {
+                    "kind": "static-int8",
+                    "calibration_method": m,
+                    "calibration_samples": 1024,
+                }
             }
-        }
+        ]
+        for m in methods
     ]
-    (candidate,) = es.compress(
-        trained_small_cnn, digits, [recipe], out_dir=tmp_path, show_progress=False
+    candidates = es.compress(
+        trained_small_cnn, digits, recipes, names=methods, out_dir=tmp_path, show_progress=False
     )
-    assert candidate.step("quantize")["result"]["top1_agreement"] >= 0.9
+    scales = {}
+    for method, candidate in zip(methods, candidates, strict=True):
+        assert candidate.step("quantize")["result"]["top1_agreement"] >= 0.9, method
+        scales[method] = activation_scales(candidate.artifact)
+    return scales
+
+
+def test_calibration_methods(trained_small_cnn, digits, tmp_path):
+    """The method a recipe names reaches the quantizer and calibrates its own ranges: on the
+    same 1024 samples, percentile (the 99.999th of each histogram) leaves out the few largest
+    activations min-max spans, so no hidden scale is larger and some are clearly smaller
+    (measured: up to 12% smaller); both keep the answers."""
+    scales = calibrated(trained_small_cnn, digits, tmp_path, ["minmax", "percentile"])
+    assert len(scales["minmax"]) == len(scales["percentile"]) >= 4
+    pairs = list(zip(scales["percentile"][1:], scales["minmax"][1:], strict=True))
+    assert all(p <= m * 1.0001 for p, m in pairs), scales
+    assert any(p < 0.97 * m for p, m in pairs), scales
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ONNX Runtime's quantize_static builds its entropy calibrator with 128 histogram bins "
+    "and 128 quantized bins, and passes no setting to change them: the KL search then has one "
+    "candidate, the whole range, so 'entropy' gives min-max's scales (edgeslim bug to fix: "
+    "calibrate with a wider histogram; this test then passes and its xfail must go)",
+)
+def test_entropy_calibration_is_not_min_max(trained_small_cnn, digits, tmp_path):
+    scales = calibrated(trained_small_cnn, digits, tmp_path, ["minmax", "entropy"])
+    assert scales["entropy"] != pytest.approx(scales["minmax"], rel=1e-3), scales
 
 
 def activation_scales(path) -> list[float]:
