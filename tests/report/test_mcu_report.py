@@ -12,6 +12,7 @@ import edgeslim as es
 from edgeslim import config
 from edgeslim.errors import MissingRuntimeError
 from edgeslim.runtimes import RUNTIMES
+from tests.ci import missing
 from tests.experiments import experiment_dict
 from tests.report.plots import axis_title, figures
 
@@ -21,7 +22,7 @@ def mcu_run(tmp_path_factory):
     try:
         RUNTIMES["tflite-micro"].check_available()
     except MissingRuntimeError:
-        pytest.skip("tflite-micro is not installed")
+        missing("tflite-micro is not installed (pip install 'edgeslim[tflite-micro]')")
     raw = experiment_dict(
         "mcu",
         model="tests.report.models:narrow_cnn",  # small-cnn at a quarter width
