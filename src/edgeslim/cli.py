@@ -427,7 +427,8 @@ def devices(ctx: typer.Context) -> None:
     mine = boards()
     if not mine:
         console.print(
-            f"no boards: describe yours in {devices_file()} (see the README)", markup=False
+            f"no boards: describe yours in {devices_file()} (docs: tutorials/boards.md)",
+            markup=False,
         )
         return
     table = Table(title=escape(f"boards ({devices_file()})"), title_justify="left")

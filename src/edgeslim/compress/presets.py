@@ -24,7 +24,7 @@ PRESETS: dict[str, list[dict[str, Any]]] = {
     # Han et al. 2016: prune, retrain, share weights (trained k-means), entropy-code. Here: AGP
     # to 95% (2 epochs a step), 8 epochs of fine-tuning, 16 shared values a layer fine-tuned 3
     # epochs; the entropy coding is storage_coded_kb. On Fashion-MNIST's LeNet-5: 48.5x smaller
-    # than the FP32 file, 0.88 pt less accurate (bench/compression_ratio.py, README).
+    # than the FP32 file, 0.88 pt less accurate (bench/compression_ratio.py; docs/benchmarks.md).
     "deep-compression": [
         {
             "prune": {
