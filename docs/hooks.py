@@ -321,7 +321,42 @@ def metrics_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+# ------------------------------------------------------------------------------ the layers
+
+
+def contracts() -> list[dict[str, Any]]:
+    from pathlib import Path
+
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    return tomllib.loads(pyproject.read_text())["tool"]["importlinter"]["contracts"]
+
+
+def summary(module: str) -> str:
+    """A module's docstring, first sentence: what the code says it holds."""
+    import importlib
+
+    doc = (importlib.import_module(module).__doc__ or "").strip()
+    first = " ".join(doc.split("\n\n")[0].split())
+    return first.split(". ")[0].rstrip(".") if first else "(no docstring)"
+
+
+def layers_table() -> str:
+    """The import-linter contract of ``pyproject.toml``, top layer first, each module with the
+    first sentence of its docstring: the page draws what CI enforces."""
+    (layers,) = [c for c in contracts() if c["type"] == "layers"]
+    (container,) = layers["containers"]
+    rows = ["| layer | module | what it holds |", "|---:|---|---|"]
+    for number, layer in zip(range(len(layers["layers"]), 0, -1), layers["layers"], strict=True):
+        for i, name in enumerate(part.strip() for part in layer.split("|")):
+            module = f"{container}.{name}"
+            rows.append(f"| {number if i == 0 else ''} | `{module}` | {cell(summary(module))} |")
+    return "\n".join(rows) + "\n"
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
+    "layers": layers_table,
     "yaml-schema": yaml_schema,
     "cli": cli_reference,
     "api": api_reference,

@@ -123,3 +123,14 @@ def test_the_package_root_stays_cheap():
     loaded = {m for m in json.loads(done.stdout) if m.startswith("edgeslim.")}
     assert loaded <= {"edgeslim.version"}, loaded
     assert importlib.import_module("edgeslim").__version__ == edgeslim.__version__
+
+
+def test_every_top_level_module_has_a_layer():
+    """import-linter leaves a module that no layer names unchecked: each must be placed."""
+    from importlinter.api import read_configuration
+
+    contracts = read_configuration(str(ROOT / "pyproject.toml"))["contracts_options"]
+    (layers,) = [c for c in contracts if c["type"] == "layers"]
+    placed = [name.strip() for layer in layers["layers"] for name in layer.split("|")]
+    top = {info.name for info in pkgutil.iter_modules(edgeslim.__path__)} - {"__main__"}
+    assert sorted(placed) == sorted(top)
