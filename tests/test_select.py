@@ -199,3 +199,307 @@ def test_hypervolume_history_adds_only_fitting_trials_in_trial_order():
     history = hypervolume_history(records, objectives_for(["accuracy", "storage_kb"]), budget)
     assert [t for t, _ in history] == [0, 1, 2, 3]
     assert [v for _, v in history] == pytest.approx([2.5, 2.5, 3.1, 3.1])
+
+
+# --- the words and figures a selection reports, worked by hand --------------------------------
+
+OBJECTIVES3 = ["accuracy", "latency_p95_ms", "storage_kb"]
+
+
+def scored(name: str, right: int, latency: float, storage: float, **extra) -> dict:
+    """A record whose accuracy is ``right`` of 359 test samples."""
+    return with_samples(rec(name, right / 359, latency, storage, **extra))
+
+
+def test_the_summary_names_the_pick_its_bounds_each_runner_up_and_which_are_as_good():
+    """a and d both get 347 of 359 right, a faster: a wins. Every record fits and is on the
+    front (d is the smallest, b faster, c fastest and smallest), so the runner-ups are d, b, c in
+    the ranking's order. d trails by 0 samples and b by 2 (within noise); c by 97 (not)."""
+    records = [
+        scored("c", 250, 0.4, 20),
+        scored("b", 345, 0.5, 45, timing_noisy="cv 0.41 > 0.25"),
+        scored("d", 347, 2.0, 30),
+        scored("a", 347, 1.0, 40),
+    ]
+    budget = es.Budget(storage_kb=50, latency_p95_ms=5)
+    chosen = select(records, budget, objectives=OBJECTIVES3)
+    assert chosen.summary() == "\n".join(
+        [
+            "recommended: a",
+            "  accuracy 0.9666, storage_kb 40 (<= 50), latency_p95_ms 1 (<= 5)",
+            "  chosen to maximise accuracy under storage_kb <= 50, latency_p95_ms <= 5",
+            "runner-ups:",
+            "  d: accuracy 0.9666, storage_kb 30, latency_p95_ms 2; same accuracy on 359 test "
+            "samples",
+            "  b [timing noisy: cv 0.41 > 0.25]: accuracy 0.961, storage_kb 45, latency_p95_ms "
+            "0.5; 2 of 359 test samples behind on accuracy (within noise)",
+            "  c: accuracy 0.6964, storage_kb 20, latency_p95_ms 0.4; 97 of 359 test samples "
+            "behind on accuracy (more than noise)",
+            "a's lead in accuracy over d (0 of 359), b (2 of 359) is within the 95% confidence "
+            "interval of the difference (Newcombe's score method): each is as good a pick",
+        ]
+    )
+
+
+def test_the_summary_of_one_close_runner_up_a_minimised_goal_and_no_budget():
+    records = [scored("slow", 347, 2.0, 40), scored("fast", 345, 1.0, 40)]
+    chosen = select(records, objectives=["latency_p95_ms", "accuracy"])
+    assert chosen.summary().splitlines() == [
+        "recommended: fast",
+        "  latency_p95_ms 1, accuracy 0.961",
+        "  chosen to minimise latency_p95_ms under no budget",
+        "runner-ups:",
+        "  slow: latency_p95_ms 2, accuracy 0.9666",  # a proportion only: latency has no margin
+    ]
+    alone = select(records[:1], objectives=["accuracy"])
+    assert alone.summary().splitlines() == [
+        "recommended: slow",
+        "  accuracy 0.9666",
+        "  chosen to maximise accuracy under no budget",
+    ]
+    close = select(records, objectives=["accuracy"])
+    assert close.summary().splitlines()[-1] == (
+        "slow's lead in accuracy over fast (2 of 359) is within the 95% confidence interval of "
+        "the difference (Newcombe's score method): fast is as good a pick"
+    )
+
+
+def test_the_summary_when_nothing_fits_or_nothing_was_measured():
+    records = [rec("a", 0.8, 9.0, storage=400), rec("b", 0.95, 1.0, storage=110)]
+    budget = es.Budget(storage_kb=100, accuracy=">= 0.9")
+    assert select(records, budget).summary() == "\n".join(
+        [
+            "nothing fits storage_kb <= 100, accuracy >= 0.9; nearest misses:",
+            "  b: storage_kb <= 100: measured 110, off by 10 (10%)",
+            "  a: storage_kb <= 100: measured 400, off by 300 (300%); accuracy >= 0.9: measured "
+            "0.8, off by 0.1 (11%)",
+        ]
+    )
+    failed = [{"name": "x", "status": "failed"}]
+    assert select(failed, objectives=["latency_p95_ms"]).summary() == (
+        "nothing measured to recommend (minimise latency_p95_ms under no budget)"
+    )
+
+
+def test_figures_text_skips_what_a_record_lacks_says_where_a_fallback_came_from_and_bounds():
+    from edgeslim.select import figures_text, objectives_for
+
+    objectives = objectives_for(["accuracy", "latency_p95_ms", "storage_kb", "tensor_arena_kb"])
+    budget = es.Budget.parse({"tensor_arena_kb": "<= 128", "storage_kb": "<= 64"})
+    record = {"accuracy": 0.91234, "storage_kb": 50.0, "activation_memory_kb": 60.0}
+    assert figures_text(record, objectives, budget) == (
+        "accuracy 0.9123, tensor_arena_kb 60 (from activation_memory_kb), storage_kb 50"
+    )
+    assert figures_text(record, objectives, budget, bounds=True) == (
+        "accuracy 0.9123, tensor_arena_kb 60 (from activation_memory_kb) (<= 128), "
+        "storage_kb 50 (<= 64)"
+    )
+    # no arena and no estimate: that figure is left out, the ones after it stay
+    assert figures_text({"accuracy": 0.9, "storage_kb": 50.0}, objectives, budget) == (
+        "accuracy 0.9, storage_kb 50"
+    )
+    both_sides = es.Budget.parse({"accuracy": 0.9}).merged(es.Budget.parse({"accuracy": "<= 0.99"}))
+    assert figures_text({"accuracy": 0.95}, objectives[:1], both_sides, bounds=True) == (
+        "accuracy 0.95 (>= 0.9, <= 0.99)"
+    )
+
+
+def test_device_metrics_put_the_primary_then_the_bounded_then_the_rest_less_host_figures():
+    from edgeslim.select import device_metrics, objectives_for
+
+    objectives = objectives_for(["accuracy", "latency_p95_ms", "storage_kb", "peak_memory_mb"])
+    assert device_metrics(objectives, es.Budget()) == [
+        "accuracy",
+        "latency_p95_ms",
+        "storage_kb",
+        "peak_memory_mb",
+    ]
+    arena = es.Budget.parse({"tensor_arena_kb": "<= 128", "storage_kb": "<= 64"})
+    assert device_metrics(objectives, arena) == [
+        "accuracy",
+        "tensor_arena_kb",
+        "storage_kb",
+        "latency_p95_ms",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("measured_with", "metric", "samples"),
+    [
+        ({"accuracy_samples": 300, "test_samples": 359}, "accuracy", 300),  # what was scored
+        ({"test_samples": 359}, "accuracy", 359),
+        ({"val_samples": 120, "test_samples": 359}, "val_accuracy", 120),
+        ({"test_samples": 359}, "val_accuracy", None),
+        ({"test_samples": 359}, "map50", None),  # not a proportion of samples
+        ({"test_samples": 1}, "accuracy", 1),
+        ({"test_samples": 0}, "accuracy", None),
+        ({"test_samples": -5}, "accuracy", None),
+        ({"test_samples": True}, "accuracy", None),
+        ({"test_samples": 359.0}, "accuracy", None),
+        ({"test_samples": "359"}, "accuracy", None),
+        (None, "accuracy", None),
+    ],
+)
+def test_samples_of_reads_the_split_a_proportion_was_measured_on(measured_with, metric, samples):
+    from edgeslim.select import samples_of
+
+    assert samples_of({"measured_with": measured_with}, metric) == samples
+    assert samples_of({}, metric) is None
+
+
+def test_a_margin_is_said_only_of_a_lead_on_a_proportion_over_the_same_samples():
+    best = with_samples(rec("a", 0.5, 1.0))
+    zero = margin(best, with_samples(rec("b", 0.0, 1.0)), "accuracy")  # 0 is a proportion
+    assert (zero.behind, zero.samples, zero.within) == (180, 359, False)  # 0.5 x 359 = 179.5
+    assert (zero.low, zero.high) == difference_interval(0.5, 359, 0.0, 359)
+    perfect = with_samples(rec("p", 1.0, 1.0))
+    assert margin(perfect, best, "accuracy").behind == 180
+    assert margin(best, best, "accuracy").behind == 0
+    assert margin(best, perfect, "accuracy") is None  # not a lead
+    assert margin(with_samples(rec("x", 1.5, 1.0)), best, "accuracy") is None  # not a proportion
+    assert margin(best, with_samples(rec("n", float("nan"), 1.0)), "accuracy") is None
+    assert margin(with_samples(rec("n", float("nan"), 1.0)), best, "accuracy") is None
+    lacking = with_samples({"name": "l", "latency_p95_ms": 1.0})
+    assert margin(best, lacking, "accuracy") is None
+
+
+def test_a_margin_on_the_validation_split_says_so():
+    from edgeslim.select import Margin
+
+    assert Margin("val_accuracy", 100, 3, 0.0, 0.05).text() == (
+        "3 of 100 validation samples behind on val_accuracy (within noise)"
+    )
+    assert Margin("accuracy", 100, 1, 0.001, 0.05).text() == (
+        "1 of 100 test samples behind on accuracy (more than noise)"
+    )
+    assert Margin("accuracy", 100, 0, -0.02, 0.02).text() == "same accuracy on 100 test samples"
+
+
+def test_a_perfect_score_s_interval_ends_at_one_exactly():
+    assert wilson(16, 16)[1] == 1.0  # 1.0000000000000002 before the clip
+    assert wilson(0, 16)[0] == 0.0
+
+
+def test_objectives_are_refused_naming_what_is_wrong():
+    from edgeslim.select import objectives_for
+
+    with pytest.raises(ConfigError) as caught:
+        objectives_for([])
+    assert str(caught.value).startswith(
+        "objectives: unknown empty list; choose from accuracy, activation_memory_kb, "
+    )
+    with pytest.raises(ConfigError, match=r"^objectives: unknown \['speed'\]; choose from "):
+        objectives_for(["accuracy", "speed"])
+    with pytest.raises(ConfigError) as caught:
+        objectives_for(["accuracy", "storage_kb", "accuracy"])
+    assert str(caught.value) == (
+        "objectives: each metric once, got ['accuracy', 'storage_kb', 'accuracy']"
+    )
+
+
+def test_a_record_missing_an_objective_has_no_key_and_the_default_is_the_first():
+    from edgeslim.select import default_objectives
+
+    with pytest.raises(KeyError, match="latency_p95_ms"):
+        Objective("latency_p95_ms", "lower").key({"accuracy": 0.9})
+    assert default_objectives([{"name": "x", "params": 5}]) == ["accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"maximize": "accuracy", "minimize": "storage_kb"}, "give maximize or minimize, not both"),
+        (
+            {"minimize": "accuracy", "objectives": ["accuracy", "latency_p95_ms"]},
+            "accuracy is higher-is-better; cannot turn it around",
+        ),
+        (
+            {"maximize": "storage_kb", "objectives": ["accuracy"]},
+            "storage_kb is lower-is-better; cannot turn it around",
+        ),
+    ],
+)
+def test_a_goal_against_the_metric_s_direction_is_refused(kwargs, message):
+    with pytest.raises(ConfigError) as caught:
+        select([], **kwargs)
+    assert str(caught.value) == message
+
+
+def test_a_duplicate_name_is_refused_by_name():
+    with pytest.raises(ConfigError) as caught:
+        select([rec("a", 0.9, 1.0), rec("b", 0.9, 1.0), rec("a", 0.8, 1.0)])
+    assert str(caught.value) == "two records are named 'a'"
+
+
+def test_at_most_three_runner_ups_and_three_misses_by_default():
+    records = [rec(f"r{i}", 0.9 - i / 100, 1.0 + i) for i in range(5)]  # a chain: r0 best
+    chosen = select(records, objectives=["accuracy", "latency_p95_ms"])
+    assert [r["name"] for r in chosen.runner_ups] == ["r1", "r2", "r3"]
+    assert chosen.misses == [] and chosen.unmeasured == []
+    assert chosen.fits(records[4]) and chosen.is_fitting(records[4])
+    none_fit = select(records, es.Budget(accuracy=">= 0.95"), objectives=["accuracy"])
+    assert [m.record["name"] for m in none_fit.misses] == ["r0", "r1", "r2"]
+    assert not none_fit.fits(records[0]) and not none_fit.is_fitting(records[0])
+
+
+def test_nothing_fitting_keeps_every_list_of_the_selection():
+    measured = [rec("a", 0.8, 1.0), rec("b", 0.7, 0.5)]
+    failed = {**rec("f", 0.99, 0.1), "status": "failed"}  # figures, but failed: never ranked
+    chosen = select([*measured, failed], es.Budget(accuracy=">= 0.9"), objectives=OBJECTIVES3)
+    assert chosen.recommended is None and chosen.runner_ups == [] and chosen.fitting == []
+    assert chosen.measured == measured and chosen.unmeasured == [failed]
+    assert chosen.ranks == {"a": 1, "b": 1}
+    fits = select([*measured, failed], objectives=OBJECTIVES3)
+    assert fits.recommended["name"] == "a" and fits.unmeasured == [failed]
+
+
+def test_the_reference_point_takes_bounds_else_just_past_the_worst_value_seen():
+    from edgeslim.select import objectives_for, reference_point
+
+    objectives = objectives_for(["accuracy", "storage_kb"])
+    records = [
+        {"accuracy": 0.95, "storage_kb": 40.0},
+        {"accuracy": 0.97, "storage_kb": 50.0},
+        {"accuracy": 0.99},  # no storage: not seen for it
+    ]
+    # accuracy is a loss of -accuracy: the worst seen is -0.95
+    assert reference_point(records, objectives) == pytest.approx(
+        [-0.95 * 1.0001 + 1e-9, 50 * 1.0001 + 1e-9], rel=1e-12, abs=0
+    )
+    bounded = reference_point(records, objectives, es.Budget(accuracy=">= 0.9"))
+    assert bounded == pytest.approx([-0.9, 50.005000001], rel=1e-12, abs=0)
+    assert reference_point([], objectives) == pytest.approx([1e-9, 1e-9], rel=1e-9, abs=0)
+
+
+def test_hypervolume_of_nothing_inside_is_zero():
+    from edgeslim.select import hypervolume, objectives_for
+
+    objectives = objectives_for(["accuracy", "storage_kb"])
+    outside = [{"accuracy": 0.85, "storage_kb": 10.0}]  # short of the 0.9 corner
+    assert hypervolume(outside, objectives, [-0.9, 100.0]) == 0.0
+    assert hypervolume([], objectives, [-0.9, 100.0]) == 0.0
+
+
+def test_hypervolume_history_reference_and_membership_come_from_fitting_trials_only():
+    """Budget on accuracy only: storage's reference is just past the worst fitting trial's
+    (50 KB -> 50.005000001). t0 (0.95, 50 KB) spans 0.05 x 0.005000001; t1 (0.92, 20 KB) adds
+    0.02 x 30 (20 to 50 KB; above 50 t0 holds it). t2 failed and t3 lacks storage: neither
+    counts, nor sets the box."""
+    from edgeslim.select import hypervolume_history, objectives_for
+
+    records = [
+        {**rec("t0", 0.95, 1.0, storage=50), "trial": 0},
+        {**rec("t1", 0.92, 1.0, storage=20), "trial": 1},
+        {**rec("t2", 0.99, 1.0, storage=500), "trial": 2, "status": "failed"},
+        {"name": "t3", "trial": 3, "accuracy": 0.99},
+    ]
+    history = hypervolume_history(
+        records, objectives_for(["accuracy", "storage_kb"]), es.Budget(accuracy=0.9)
+    )
+    first = 0.05 * 0.005000001
+    assert history == [
+        (0, pytest.approx(first)),
+        (1, pytest.approx(first + 0.02 * 30)),
+        (2, pytest.approx(first + 0.02 * 30)),
+        (3, pytest.approx(first + 0.02 * 30)),
+    ]
