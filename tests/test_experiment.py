@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -11,15 +12,20 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
 import edgeslim as es
+import edgeslim.experiment as experiment_module
 from edgeslim import config
 from edgeslim.errors import DiskFullError, RunLockedError
+from edgeslim.experiment import Runner, at, digest, file_digest
 from edgeslim.results import RunFolder
+from edgeslim.version import __version__
 from tests.experiments import MEASURE, experiment_dict, reuse_baseline
 
 
@@ -250,3 +256,145 @@ def test_a_full_disk_while_building_stops_the_run_in_one_line(first_run, tmp_pat
     assert "\n" not in message
     assert [r["name"] for r in folder.read()] == ["baseline", "int8-static"]  # fp16: not failed
     assert list(folder.artifacts.glob("fp16*")) == []
+
+
+# --- the resume path: what decides that a record is kept or its candidate redone ------------
+# Unit tests, no training: scripts/mutation scores Runner.done, spec_hash, baseline_key, digest,
+# file_digest and at on this class alone.
+
+
+def resume_runner(tmp_path, retry_failed: bool = False, **changes):
+    """A runner on the shared experiment (``changes`` applied), its data and baseline key set
+    by hand instead of by ``prepare`` (which would train)."""
+    experiment = config.parse(experiment_dict(**changes))
+    folder = RunFolder(tmp_path, "t")
+    runner = Runner(experiment, folder, lambda _: None, False, retry_failed=retry_failed)
+    runner.data = SimpleNamespace(source="digits from scikit-learn")
+    runner.key = "0123456789abcdef"
+    return runner
+
+
+class TestResume:
+    def test_a_digest_is_the_sha256_of_the_sorted_json_cut_to_16_hex(self):
+
+        text = b'{"a": [1, 2], "b": {"c": null, "d": "x"}}'
+        assert (
+            digest({"b": {"d": "x", "c": None}, "a": (1, 2)})
+            == (hashlib.sha256(text).hexdigest()[:16])
+        )
+        assert digest({"p": Path("/x/y")}) == digest({"p": "/x/y"})  # anything else as text
+
+    def test_a_file_digest_covers_every_byte_of_a_file_larger_than_one_block(self, tmp_path):
+
+        data = bytes(range(256)) * (3 * 4096 + 7)  # 3 MiB and 1792 bytes: four 1 MiB reads
+        (tmp_path / "a").write_bytes(data)
+        (tmp_path / "b").write_bytes(data[:-1] + b"\x00")  # the last byte differs
+        assert file_digest(tmp_path / "a") == hashlib.sha256(data).hexdigest()[:16]
+        assert file_digest(str(tmp_path / "b")) != file_digest(tmp_path / "a")
+
+    @pytest.mark.parametrize(
+        ("record", "retry_failed", "kept"),
+        [
+            (None, False, False),  # never measured
+            ({"spec_hash": "other", "status": "ok"}, False, False),  # recipe or settings changed
+            ({"status": "ok"}, False, False),  # a record without a spec hash answers nothing
+            ({"spec_hash": "S", "status": "ok"}, False, True),
+            ({"spec_hash": "S", "status": "ok"}, True, True),  # --retry-failed keeps successes
+            ({"spec_hash": "S", "status": "does-not-fit"}, True, True),
+            ({"spec_hash": "S"}, True, True),
+            ({"spec_hash": "S", "status": "failed"}, False, True),  # a failure stands...
+            ({"spec_hash": "S", "status": "failed"}, True, False),  # ...until retried
+        ],
+    )
+    def test_a_record_is_kept_when_its_spec_matches_and_it_is_not_a_failure_retried(
+        self, tmp_path, record, retry_failed, kept
+    ):
+        runner = resume_runner(tmp_path, retry_failed=retry_failed)
+        previous = {"other": {"spec_hash": "S", "status": "ok"}}
+        if record is not None:
+            previous["int8"] = record
+        assert runner.done("int8", "S", previous) is kept
+
+    def test_the_spec_hash_is_the_digest_of_recipe_baseline_settings_and_board(self, tmp_path):
+
+        runner = resume_runner(tmp_path)
+        recipe = [{"quantize": {"kind": "static-int8"}}]
+        on_openvino = replace(runner.settings, runtime="openvino").to_dict()
+        assert on_openvino["runtime"] == "openvino" and runner.settings.runtime == "onnxruntime"
+        spec = {"recipe": recipe, "baseline": "0123456789abcdef", "measure": on_openvino}
+        assert runner.spec_hash(recipe, "openvino") == digest(spec)
+        runner.board = SimpleNamespace(name="pi-4")
+        assert runner.spec_hash(recipe, "openvino") == digest({**spec, "board": "pi-4"})
+
+    def test_anything_that_changes_the_figures_changes_the_spec_hash(self, tmp_path):
+        runner = resume_runner(tmp_path)
+        recipe = [{"prune": {"kind": "unstructured", "sparsity": 0.5}}]
+        first = runner.spec_hash(recipe, "onnxruntime")
+        assert first == resume_runner(tmp_path / "again").spec_hash(recipe, "onnxruntime")
+        other_recipe = [{"prune": {"kind": "unstructured", "sparsity": 0.6}}]
+        changed = {
+            "recipe": runner.spec_hash(other_recipe, "onnxruntime"),
+            "runtime": runner.spec_hash(recipe, "openvino"),
+            "settings": resume_runner(tmp_path, measure={**MEASURE, "runs": 61}).spec_hash(
+                recipe, "onnxruntime"
+            ),
+        }
+        runner.key = "fedcba9876543210"  # another baseline
+        changed["baseline"] = runner.spec_hash(recipe, "onnxruntime")
+        runner.board = SimpleNamespace(name="pi-4")
+        changed["board"] = runner.spec_hash(recipe, "onnxruntime")
+        runner.board = SimpleNamespace(name="pi-5")
+        changed["another board"] = runner.spec_hash(recipe, "onnxruntime")
+        assert len({first, *changed.values()}) == 7, changed
+
+    def test_the_baseline_key_is_the_digest_of_what_the_baseline_learns_from(self, tmp_path):
+        runner = resume_runner(tmp_path)
+        train = {k: v for k, v in runner.config.train.model_dump().items() if k != "device"}
+        assert train["epochs"] == 6 and "device" not in train
+        assert runner.baseline_key() == digest(
+            {
+                "model": "small-cnn",
+                "model_file": None,  # a zoo model: its code comes with the version
+                "weights": None,
+                "data": "digits from scikit-learn",
+                "train": train,
+                "edgeslim": __version__,
+            }
+        )
+
+    def test_the_baseline_key_follows_the_model_weights_data_training_and_version(
+        self, tmp_path, monkeypatch
+    ):
+        key = resume_runner(tmp_path).baseline_key()
+        # where it trains is not what it learns
+        on_cpu = resume_runner(tmp_path, train={"epochs": 6, "device": "cpu"})
+        assert on_cpu.baseline_key() == key
+        longer = resume_runner(tmp_path, train={"epochs": 7})
+        other_seed = resume_runner(tmp_path, train={"epochs": 6, "seed": 1})
+        other_data = resume_runner(tmp_path)
+        other_data.data.source = "digits from elsewhere"
+        other_model = resume_runner(tmp_path, model="lenet5")
+        keys = {r.baseline_key() for r in (longer, other_seed, other_data, other_model)}
+        monkeypatch.setattr(experiment_module, "__version__", "0.0.0-other")
+        keys.add(resume_runner(tmp_path).baseline_key())
+        assert len(keys | {key}) == 6
+
+    def test_the_baseline_key_reads_the_contents_of_weights_and_model_files(self, tmp_path):
+        weights, copy, model = tmp_path / "w.pt", tmp_path / "copy.pt", tmp_path / "m.onnx"
+        weights.write_bytes(b"weights, first version")
+        copy.write_bytes(b"weights, first version")
+        model.write_bytes(b"an onnx model")
+        with_weights = resume_runner(tmp_path, weights=str(weights))
+        key = with_weights.baseline_key()
+        assert key != resume_runner(tmp_path).baseline_key()
+        assert resume_runner(tmp_path, weights=str(copy)).baseline_key() == key  # same bytes
+        weights.write_bytes(b"weights, retrained")
+        assert with_weights.baseline_key() != key
+        from_file = resume_runner(tmp_path, model=str(model))
+        before = from_file.baseline_key()
+        model.write_bytes(b"an onnx model, edited")
+        assert from_file.baseline_key() != before
+
+    def test_a_kept_record_names_its_runtime_when_it_is_one_of_several(self):
+        assert at("int8@litert", "int8") == " on litert"
+        assert at("int8", "int8") == ""
