@@ -401,3 +401,256 @@ def test_qat_is_a_search_choice_that_distills_with_the_trial():
                 "qat",
             ]
             resolve(recipe[-1])
+
+
+# --- constraints and resuming: unit tests on hand-made studies and records, nothing trained ---
+# scripts/mutation scores constraint_values, sampler_seed, sampler_for, directions, load_study,
+# same_settings, trial_record, sync and remeasure_front on this class alone.
+
+Q = {"quantize": optuna.distributions.CategoricalDistribution(["a", "b", "c"])}
+
+
+def made(state: TrialState, quantize: str = "a", **attrs) -> optuna.trial.FrozenTrial:
+    values = [0.9, 40.0] if state == TrialState.COMPLETE else None
+    return optuna.trial.create_trial(
+        state=state, params={"quantize": quantize}, distributions=Q, values=values, user_attrs=attrs
+    )
+
+
+def two_objectives() -> optuna.Study:
+    return optuna.create_study(directions=["maximize", "minimize"])
+
+
+class TestConstraintsAndResume:
+    def test_constraints_are_signed_relative_excesses_and_no_figure_is_infeasible(self):
+        from edgeslim.budget import Budget
+        from edgeslim.search import constraint_values
+
+        budget = Budget(accuracy=">= 0.8", storage_kb=40, latency_p95_ms=">= -2")
+        # 0.9 is 0.1 over 0.8 (-1/8); 50 KB is 10 over 40 (1/4); -3 ms is 1 under -2 (1/2)
+        got = constraint_values({"accuracy": 0.9, "storage_kb": 50, "latency_p95_ms": -3}, budget)
+        assert got == pytest.approx([-0.125, 0.25, 0.5])
+        assert constraint_values(
+            {"accuracy": 0.6, "storage_kb": 30, "latency_p95_ms": 0}, budget
+        ) == (pytest.approx([0.25, -0.25, -1.0]))
+        for missing in (None, float("nan"), float("inf"), True, "0.9"):
+            assert constraint_values({"accuracy": missing}, budget) == [1.0, 1.0, 1.0]
+        # a bound of 0 divides by 1e-12: 2 KB over it is 2e12 bounds over
+        assert constraint_values({"storage_kb": 2.0}, Budget(storage_kb=0)) == [pytest.approx(2e12)]
+        assert constraint_values({"storage_kb": 2.0}, Budget()) == []
+
+    def test_the_sampler_seed_mixes_the_file_s_seed_the_trials_so_far_and_the_salt(self):
+        """The first word of NumPy's SeedSequence([seed, trials, salt]) (stable across NumPy
+        versions by design): the values below were read off NumPy once."""
+        from edgeslim.search import sampler_seed
+
+        search = search_experiment("seed").config.search
+        assert search.seed == 0
+        assert sampler_seed(search, 0) == 2968811710
+        assert sampler_seed(search, 3) == 2613022947
+        assert sampler_seed(search, 0, salt=1) == 3831201730
+        assert sampler_seed(search.model_copy(update={"seed": 7}), 0) == 2083679832
+        assert isinstance(sampler_seed(search, 0), int)
+
+    @pytest.mark.parametrize(
+        ("name", "kind"),
+        [
+            ("nsga2", optuna.samplers.NSGAIISampler),
+            ("tpe", optuna.samplers.TPESampler),
+            ("random", optuna.samplers.RandomSampler),
+        ],
+    )
+    def test_each_sampler_is_seeded_by_the_seed_given_or_the_file_s(self, name, kind):
+        from edgeslim.search import sampler_for
+
+        search = search_experiment("s", sampler=name, seed=5, population=6).config.search
+
+        def first(sampler) -> str:
+            study = optuna.create_study(sampler=sampler)
+            return study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}).params["x"]
+
+        assert type(sampler_for(search)) is kind
+        assert first(sampler_for(search)) == first(sampler_for(search, seed=5))
+        assert first(sampler_for(search, seed=6)) != first(sampler_for(search, seed=5))
+        if name == "nsga2":
+            assert sampler_for(search)._population_size == 6
+
+    def test_a_study_is_named_after_the_experiment_and_faces_its_objectives(self):
+        from edgeslim.search import directions, load_study
+
+        experiment = search_experiment("facing")  # accuracy up, storage down
+        assert directions(experiment) == ["maximize", "minimize"]
+        optuna.logging.set_verbosity(optuna.logging.INFO)
+        study = load_study(optuna.storages.InMemoryStorage(), experiment, experiment.config.search)
+        assert study.study_name == "facing"
+        assert study.directions == [
+            optuna.study.StudyDirection.MAXIMIZE,
+            optuna.study.StudyDirection.MINIMIZE,
+        ]
+        assert optuna.logging.get_verbosity() == optuna.logging.ERROR
+
+    def test_a_reloaded_study_continues_its_sequence_instead_of_replaying_it(self):
+        from edgeslim.search import load_study
+
+        experiment = search_experiment("again", sampler="random")
+        search = experiment.config.search
+        x = {"x": optuna.distributions.FloatDistribution(0, 1)}
+        storage = optuna.storages.InMemoryStorage()
+        study = load_study(storage, experiment, search)
+        first = study.ask(x)
+        study.tell(first, [0.9, 40.0])
+        again = load_study(storage, experiment, search)
+        assert [t.number for t in again.trials] == [0]  # the same study, loaded
+        second = again.ask(x).params["x"]
+        assert second != first.params["x"]
+        # the same file run the same way: the same first trial; a salted worker: another
+        assert load_study(optuna.storages.InMemoryStorage(), experiment, search).ask(x).params == (
+            first.params
+        )
+        salted = load_study(optuna.storages.InMemoryStorage(), experiment, search, salt=1)
+        assert salted.ask(x).params != first.params
+        # two trials in: neither the first nor the second value again
+        study = load_study(storage, experiment, search)
+        study.tell(study.trials[1].number, [0.9, 40.0])
+        third = load_study(storage, experiment, search).ask(x).params["x"]
+        assert third not in (first.params["x"], second)
+
+    def test_the_same_settings_point_at_the_earliest_earlier_trial_that_holds_them(self):
+        from edgeslim.search import same_settings
+
+        study = two_objectives()
+
+        def asked(quantize: str) -> optuna.Trial:
+            study.enqueue_trial({"quantize": quantize})
+            return study.ask(Q)
+
+        t0 = asked("c")  # running
+        study.add_trial(made(TrialState.COMPLETE, "a"))  # 1
+        study.add_trial(made(TrialState.PRUNED, "b"))  # 2: pruned (a duplicate) never counts
+        study.add_trial(made(TrialState.FAIL, "b"))  # 3
+        t4, t5, t6 = asked("b"), asked("c"), asked("a")
+        study.add_trial(made(TrialState.COMPLETE, "a"))  # 7
+        assert (same_settings(t4), same_settings(t5), same_settings(t6)) == (3, 0, 1)
+        assert same_settings(t0) is None  # itself and later trials do not count
+        t8 = asked("b")
+        study.tell(t4, state=TrialState.PRUNED)
+        assert same_settings(t8) == 3
+
+    def test_a_trial_s_record_or_a_failed_one_for_a_worker_that_died(self):
+        from edgeslim.search import trial_record
+
+        kept = {"name": "trial-0002", "status": "ok"}
+        assert trial_record(made(TrialState.COMPLETE, record=kept)) == kept
+        assert trial_record(made(TrialState.FAIL, record=kept)) == kept
+        dead = made(TrialState.FAIL, "b")
+        dead.number = 12
+        assert trial_record(dead) == {
+            "name": "trial-0012",
+            "trial": 12,
+            "params": {"quantize": "b"},
+            "status": "failed",
+            "stage": "worker",
+            "error": STALE,
+        }
+        assert trial_record(made(TrialState.FAIL, stopped=True)) is None  # Ctrl-C: no record
+        assert trial_record(made(TrialState.FAIL, stopped=False)) is not None
+        assert trial_record(made(TrialState.COMPLETE)) is None
+        assert trial_record(made(TrialState.PRUNED)) is None
+
+    def test_sync_appends_each_finished_trial_once_as_plain_json(self, tmp_path):
+        import numpy as np
+
+        study = two_objectives()
+        record = {"name": "trial-0000", "trial": 0, "status": "ok", "accuracy": np.float32(0.5)}
+        study.add_trial(made(TrialState.COMPLETE, record=record))
+        study.add_trial(made(TrialState.FAIL, "b"))  # its worker died: a failed record
+        study.add_trial(made(TrialState.FAIL, "c", stopped=True))  # Ctrl-C: none
+        study.add_trial(made(TrialState.COMPLETE, "c", record={"name": "trial-0003"}))
+        folder = RunFolder(tmp_path, "s")
+        folder.append({"name": "trial-0003", "status": "ok", "host": "elsewhere"})
+        assert sync(study, folder) == 2
+        read = folder.read()
+        assert [r["name"] for r in read] == ["trial-0003", "trial-0000", "trial-0001"]
+        assert read[1]["accuracy"] == 0.5 and type(read[1]["accuracy"]) is float
+        assert read[2]["status"] == "failed" and read[2]["error"] == STALE
+        assert read[0]["host"] == "elsewhere"  # a trial already there is not written again
+        assert sync(study, folder) == 0 and len(folder.read()) == 3
+
+    def test_only_fitting_trials_from_another_host_are_remeasured_here(self, tmp_path, monkeypatch):
+        """Fitting (accuracy >= 0.9, storage <= 60 KB): trials 0 and 4 from elsewhere, 1 from
+        here, 2 with no host, and the baseline (not a trial); trial 3 from elsewhere does not
+        fit. Only 0 and 4 are built again, best first."""
+        from types import SimpleNamespace
+
+        from edgeslim import search
+
+        experiment = search_experiment("front")
+        folder = RunFolder(tmp_path, "front")
+
+        def trial(number: int, accuracy: float, **extra) -> dict:
+            step = [{"quantize": {"kind": "fp16"}}]
+            return {
+                "name": f"trial-{number:04d}",
+                "trial": number,
+                "status": "ok",
+                "accuracy": accuracy,
+                "storage_kb": 40.0,
+                "requested": step,
+                **extra,
+            }
+
+        elsewhere = {"latency_p95_ms": 9.0, "latency_p50_ms": 8.0, "throughput": 100.0}
+        for record in [
+            {"name": "baseline", "status": "ok", "accuracy": 0.99, "storage_kb": 50, "host": "x"},
+            trial(0, 0.97, host="elsewhere", params={"quantize": "fp16"}, **elsewhere),
+            trial(1, 0.98, host="here"),
+            trial(2, 0.98),
+            trial(3, 0.5, host="elsewhere"),
+            trial(4, 0.96, host="far", storage_kb=30.0, energy_mj=2.0),
+        ]:
+            folder.append(record)
+        validated, evaluated = [], []
+
+        def validate(base, recipe, data, name):
+            validated.append((base, recipe, data, name))
+            return f"plan of {name}"
+
+        def evaluate_one(name, recipe, plan, label):
+            evaluated.append((name, recipe, plan, label))
+            return {"name": name, "status": "ok", "accuracy": 0.9, "latency_p95_ms": 2.0}
+
+        monkeypatch.setattr(search, "validate", validate)
+        monkeypatch.setattr(search.socket, "gethostname", lambda: "here")
+        runner = SimpleNamespace(folder=folder, base="BASE", data="DATA", evaluate_one=evaluate_one)
+        said: list[str] = []
+        assert search.remeasure_front(runner, experiment, said.append) == [
+            "trial-0000",
+            "trial-0004",
+        ]
+        assert said == [
+            "trial-0000: measured on elsewhere; re-measuring on here",
+            "trial-0004: measured on far; re-measuring on here",
+        ]
+        step = [{"quantize": {"kind": "fp16"}}]
+        assert validated == [("BASE", step, "DATA", f"trial-000{n}") for n in (0, 4)]
+        assert evaluated == [
+            (f"trial-000{n}", step, f"plan of trial-000{n}", f"trial-000{n}") for n in (0, 4)
+        ]
+        latest = folder.latest()
+        fresh = {k: v for k, v in latest["trial-0000"].items() if k != "checksum"}
+        assert fresh == {
+            "name": "trial-0000",
+            "status": "ok",
+            "accuracy": 0.9,
+            "latency_p95_ms": 2.0,
+            "trial": 0,
+            "params": {"quantize": "fp16"},
+            "requested": step,
+            "host": "here",
+            "remeasured_from": "elsewhere",
+            "measured_elsewhere": elsewhere,
+        }
+        assert latest["trial-0004"]["params"] == {}  # none recorded
+        assert latest["trial-0004"]["measured_elsewhere"] == {}  # no timings there
+        assert latest["trial-0004"]["remeasured_from"] == "far"
+        assert len(folder.read()) == 8  # two records added, nothing else
