@@ -21,6 +21,21 @@ def test_percentile_stats_on_known_samples():
     assert stats["latency_cv"] == pytest.approx(28.86607004772212 / 50.5)
 
 
+def test_percentile_stats_on_skewed_samples():
+    """1, 1, 1, 1, 6 ms (one slow call): the mean (2) is not the median (1), so the cv must
+    divide by the mean. Worked by hand: rank 1 + q * 4 between sorted samples, population
+    standard deviation sqrt((4 * 1 + 16) / 5) = 2, cv 2 / 2 = 1 (by the median: 2; with the
+    sample standard deviation: 1.118)."""
+    stats = percentile_stats(np.array([1.0, 6.0, 1.0, 1.0, 1.0]))
+    assert stats["latency_p50_ms"] == pytest.approx(1.0)
+    assert stats["latency_p90_ms"] == pytest.approx(4.0)
+    assert stats["latency_p95_ms"] == pytest.approx(5.0)
+    assert stats["latency_p99_ms"] == pytest.approx(5.8)
+    assert stats["latency_mean_ms"] == pytest.approx(2.0)
+    assert stats["latency_std_ms"] == pytest.approx(2.0)
+    assert stats["latency_cv"] == pytest.approx(1.0)
+
+
 def test_time_runs_respects_the_time_cap_but_keeps_min_runs():
     calls = []
     samples = time_runs(lambda *_: calls.append(1), {}, runs=10_000, min_runs=30, max_seconds=1e-9)
