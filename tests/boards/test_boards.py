@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -317,6 +318,14 @@ def test_calibration_replaces_the_assumed_slowdown_in_host_budgets(
     assert stored["models"] == ["small-cnn", "lenet5"]
     # the same machine on both ends: a slowdown near 1, whatever the noise
     assert 0.3 < stored["slowdown"] < 3 and stored["board_host"]
+    # each ratio is the board's p50 over the host's as measured (rounded to 4 places), and the
+    # slowdown their median: a calibrate storing 1.0 (or anything not measured) fails here
+    ratios = []
+    for name, figures in stored["per_model"].items():
+        measured = figures["board_p50_ms"] / figures["host_p50_ms"]
+        assert figures["ratio"] == pytest.approx(measured, rel=0.01, abs=0.002), name
+        ratios.append(figures["ratio"])
+    assert stored["slowdown"] == pytest.approx(statistics.median(ratios), abs=0.001)
     calibrated = es.config.parse({**experiment, "measure": {"where": "host"}})
     bound = 33 / stored["slowdown"]
     assert f"latency_p95_ms <= {round(bound, 6):g}" in calibrated.budget.describe()
