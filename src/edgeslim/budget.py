@@ -39,17 +39,23 @@ class Bound:
     def __str__(self) -> str:
         return f"{self.metric} {self.op} {self.value:g}"
 
+    def overshoot(self, measured: float) -> float:
+        """Signed distance of a figure past the bound: positive outside, negative inside."""
+        return measured - self.value if self.op == "<=" else self.value - measured
+
     def excess(self, measured: float) -> float:
         """How far ``measured`` is on the wrong side of the bound (0 when it fits); a NaN or
         infinite figure is infinitely far, whatever the bound's direction."""
         if not is_figure(measured):
             return float("inf")
-        over = measured - self.value if self.op == "<=" else self.value - measured
-        return max(0.0, over)
+        return max(0.0, self.overshoot(measured))
+
+    def relative(self, distance: float) -> float:
+        """A distance as a fraction of the bound, so different units can be ranked together."""
+        return distance / max(abs(self.value), 1e-12)
 
     def relative_excess(self, measured: float) -> float:
-        """The excess as a fraction of the bound, so different units can be ranked together."""
-        return self.excess(measured) / max(abs(self.value), 1e-12)
+        return self.relative(self.excess(measured))
 
 
 @dataclass(frozen=True)

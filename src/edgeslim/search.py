@@ -114,8 +114,7 @@ def constraint_values(record: dict[str, Any], budget: Budget) -> list[float]:
         if not is_figure(measured):  # not measured, NaN or infinite: infeasible
             values.append(1.0)
             continue
-        over = measured - bound.value if bound.op == "<=" else bound.value - measured
-        values.append(over / max(abs(bound.value), 1e-12))
+        values.append(bound.relative(bound.overshoot(measured)))
     return values
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import re
 import statistics
 import subprocess
@@ -30,7 +31,11 @@ SLOW = replace(QUICK, throughput_seconds=0.6)
 
 def test_the_device_python_has_numpy_and_the_runtime_only(device_env):
     for module, importable in (("numpy", 0), ("onnxruntime", 0), ("torch", 1), ("edgeslim", 1)):
-        done = subprocess.run([str(device_env), "-c", f"import {module}"], capture_output=True)
+        # as the board runs it: no PYTHONPATH of this host's (a source checkout) leaks in
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        done = subprocess.run(
+            [str(device_env), "-c", f"import {module}"], capture_output=True, env=env
+        )
         assert (done.returncode != 0) == bool(importable), module
 
 
