@@ -29,6 +29,9 @@ RETRY_S = 0.05  # how soon an interrupt that arrived inside a finalizer is deliv
 _requested = False  # SIGINT arrived during handled()
 _raised = False  # and KeyboardInterrupt was raised for it (which does not mean it propagated)
 _active = False
+# held while a retry decides to deliver, and while handled() ends: a retry never lands after
+# the previous handler is back (Python's own would raise KeyboardInterrupt outside the block)
+_delivery = threading.Lock()
 
 
 def requested() -> bool:
@@ -39,7 +42,9 @@ def requested() -> bool:
 def check() -> None:
     """A safe point: raise ``KeyboardInterrupt`` if Ctrl-C was pressed, even when the exception
     raised at the time was swallowed (by a destructor, or a library's broad ``except``)."""
+    global _raised
     if _requested:
+        _raised = True  # a retry still pending must not raise it a second time
         raise KeyboardInterrupt
 
 
@@ -56,12 +61,15 @@ def in_finalizer(frame: FrameType | None) -> bool:
 
 def again() -> None:
     """Deliver the recorded interrupt once more (from a timer thread)."""
-    if _active and _requested and not _raised:
-        _thread.interrupt_main(signal.SIGINT)
+    with _delivery:
+        if _active and _requested and not _raised:
+            _thread.interrupt_main(signal.SIGINT)
 
 
 def on_sigint(signum: int, frame: FrameType | None) -> None:
     global _requested, _raised
+    if not _active:  # a retry tripped just as handled() ended: that interrupt was dealt with
+        return
     _requested = True
     if in_finalizer(frame):  # raising here would be lost: try again from ordinary code
         timer = threading.Timer(RETRY_S, again)
@@ -94,7 +102,8 @@ def handled() -> Iterator[None]:
         yield
         check()  # the last safe point: an interrupt swallowed since the last check
     finally:
-        _active = False
+        with _delivery:
+            _active = False
         _requested = _raised = False
         if ours:
             signal.signal(signal.SIGINT, previous_int)
