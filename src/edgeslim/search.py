@@ -192,6 +192,11 @@ def student_model(experiment: Experiment) -> str | None:
     return experiment.config.model if experiment.config.model in ZOO else None
 
 
+def where() -> dict[str, str]:
+    """Which host and worker process ran a trial (every trial record says so)."""
+    return {"host": socket.gethostname(), "worker": f"{socket.gethostname()}:{os.getpid()}"}
+
+
 class Trials:
     """The objective a worker runs: one trial = one candidate built, measured and recorded."""
 
@@ -214,7 +219,7 @@ class Trials:
         if earlier is not None:  # nothing new to learn: say so, and build nothing
             source = TRIAL_NAME.format(earlier)
             duplicate = {"name": name, "trial": trial.number, "params": trial.params}
-            duplicate.update(requested=recipe, status="duplicate", duplicate_of=source)
+            duplicate.update(requested=recipe, status="duplicate", duplicate_of=source, **where())
             trial.set_user_attr("record", duplicate)
             self.runner.say(f"{label}: the same settings as {source}; not built again")
             raise optuna.TrialPruned(f"the same settings as {source}")
@@ -232,8 +237,7 @@ class Trials:
             trial=trial.number,
             params=trial.params,
             requested=recipe,
-            host=socket.gethostname(),
-            worker=f"{socket.gethostname()}:{os.getpid()}",
+            **where(),
         )
         if record["status"] == "ok":  # infeasible trials steer NSGA-II / TPE away
             values = constraint_values(record, self.experiment.budget)
