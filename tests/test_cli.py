@@ -22,6 +22,7 @@ def edgeslim(*args, cwd=None):
     )
 
 
+@pytest.mark.slow
 def test_measure_prints_every_metric_and_writes_json(small_cnn_onnx, tmp_path):
     out = edgeslim(
         "measure", small_cnn_onnx, "--data", "digits", "--json", tmp_path / "r.json", *FAST
@@ -33,6 +34,7 @@ def test_measure_prints_every_metric_and_writes_json(small_cnn_onnx, tmp_path):
     assert record["accuracy"] > 0.95 and record["measured_with"]["settings"]["runs"] == 100
 
 
+@pytest.mark.slow
 def test_zoo_lists_models_with_params_and_macs():
     out = edgeslim("zoo")
     assert out.returncode == 0, out.stderr
@@ -106,6 +108,7 @@ def bad_inputs(small_cnn_onnx, tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_bad_input_gets_one_line_and_nonzero_exit(bad_inputs):
     for case, args in bad_inputs.items():
         out = edgeslim(*args, *FAST)
@@ -115,6 +118,7 @@ def test_bad_input_gets_one_line_and_nonzero_exit(bad_inputs):
         assert len(lines) == 1 and lines[0].startswith("error: "), (case, out.stderr)
 
 
+@pytest.mark.slow
 def test_a_model_the_runtime_refuses_names_the_runtime_and_its_reason(tmp_path):
     out = edgeslim(
         "measure", digits_onnx(tmp_path / "odd.onnx", domain="com.example", op="Mystery"), *FAST
@@ -123,6 +127,7 @@ def test_a_model_the_runtime_refuses_names_the_runtime_and_its_reason(tmp_path):
     assert "onnxruntime" in out.stderr and "com.example:Mystery" in out.stderr, out.stderr
 
 
+@pytest.mark.slow
 def test_an_output_width_that_is_not_the_class_count_is_refused_before_timing(tmp_path):
     for name, dims in (("wide.onnx", None), ("wide-late.onnx", ["batch", "classes"])):
         contrib = {"domain": "com.microsoft", "op": "FusedMatMul"} if dims else {}
@@ -179,6 +184,7 @@ HOSTILE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", HOSTILE)
 def test_hostile_yaml_is_refused_in_seconds_and_little_memory(case, tmp_path):
     path = tmp_path / "exp.yaml"
@@ -188,6 +194,7 @@ def test_hostile_yaml_is_refused_in_seconds_and_little_memory(case, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "step, words",
     [
@@ -213,6 +220,7 @@ def test_user_text_is_printed_as_it_is_never_as_markup(tmp_path):
     assert "[bold]x: Extra inputs" in line, line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "text",
     [
@@ -241,6 +249,7 @@ def run_folder(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_report_of_the_current_folder_works(run_folder):
     out = edgeslim("report", ".", cwd=run_folder)
     assert out.returncode == 0, out.stderr
@@ -249,6 +258,7 @@ def test_report_of_the_current_folder_works(run_folder):
     assert f"{run_folder.parent}: not a run folder" in line, line
 
 
+@pytest.mark.slow
 def test_report_of_a_damaged_run_folder_is_one_error_line(run_folder):
     from edgeslim.results import encode
 
@@ -302,6 +312,7 @@ def experiment_file(tmp_path, name: str, **changes):
     return path
 
 
+@pytest.mark.slow
 def test_a_run_with_a_recommendation_exits_0_and_says_each_training_epoch(tmp_path):
     out = edgeslim("run", experiment_file(tmp_path, "good"), "--runs", tmp_path / "runs")
     assert out.returncode == 0, out.stderr[-2000:]
@@ -321,6 +332,7 @@ def test_a_run_with_a_recommendation_exits_0_and_says_each_training_epoch(tmp_pa
     assert "recommended: baseline" in out.stdout
 
 
+@pytest.mark.slow
 def test_a_failing_candidate_exits_4_and_nothing_fitting_exits_3(tmp_path):
     """An MLP left untrained (0 epochs: quick), whose INT8 form calibrated on one sample answers
     unlike PyTorch on 1 sample in 6: that candidate fails with advice, as does one that cannot
@@ -348,6 +360,7 @@ def test_a_failing_candidate_exits_4_and_nothing_fitting_exits_3(tmp_path):
     assert "already failed" in out.stdout and "building" not in out.stdout
 
 
+@pytest.mark.slow
 def test_run_retry_failed_redoes_only_the_failed_candidates(first_run, tmp_path):
     """`edgeslim run FILE` on a finished folder redoes nothing; with --retry-failed it builds
     the failed candidate again (here it fails again: status 4) and leaves the rest alone."""

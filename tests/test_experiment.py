@@ -166,6 +166,7 @@ def wait_for_records(results: Path, count: int, proc: subprocess.Popen, limit_s:
     pytest.fail(f"no {count} records within {limit_s} s")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killing_a_run_halfway_loses_nothing_and_the_rerun_completes_it(first_run, tmp_path, sig):
     exp = experiment_dict("killed")
@@ -209,6 +210,7 @@ def interrupted_build(name: str, step_file: bool = False):
     return lambda fail: lambda self, base, candidate, plan: build(self, base, candidate, plan, fail)
 
 
+@pytest.mark.slow
 def test_ctrl_c_that_a_library_turns_into_its_own_error_stops_the_run(
     first_run, tmp_path, monkeypatch
 ):

@@ -8,6 +8,7 @@ from edgeslim.errors import DataError
 from edgeslim.export import INPUT_NAME, SPEC_KEY, export_onnx
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", es.models.models_for("classification"))
 def test_every_zoo_model_exports_and_matches_pytorch(name, digits, tmp_path):
     check = export_onnx(es.models.build(name, digits.spec), digits, tmp_path / f"{name}.onnx")

@@ -63,6 +63,7 @@ KEYS = ["name", "model", "data", "train", "candidates", "measure", "budget", "ob
         "device", "search", "weights", "bogus"]  # fmt: skip
 
 
+@pytest.mark.slow
 @settings(max_examples=CONFIG_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.dictionaries(st.sampled_from(KEYS), values, max_size=8), st.booleans())
 def test_any_experiment_file_is_accepted_or_refused_with_a_config_error(raw, named):
@@ -153,6 +154,7 @@ def test_an_oversized_model_file_is_refused_before_it_is_parsed(small_cnn_onnx, 
 # --- isolation: the measuring process crashes, hangs, or runs out of memory ---------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fault, measure, status, reason",
     [
@@ -298,6 +300,7 @@ def rerun_completes(exp_file: Path, folder: RunFolder, kept: list[dict]) -> None
     assert leftovers(folder.root) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "size, where",
     [
@@ -315,6 +318,7 @@ def test_a_full_disk_ends_the_run_in_one_line_and_a_rerun_with_room_completes(
     rerun_completes(exp_file, folder, kept)
 
 
+@pytest.mark.slow
 def test_the_file_size_limit_ends_the_run_in_one_line_and_a_rerun_without_it_completes(
     first_run, tmp_path
 ):
@@ -332,6 +336,7 @@ def test_the_file_size_limit_ends_the_run_in_one_line_and_a_rerun_without_it_com
 # --- a run killed at random points ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_run_killed_at_random_points_ends_with_every_candidate_measured_once(first_run, tmp_path):
     exp = experiment_dict("kill-loop")
     exp["candidates"] = [
@@ -461,6 +466,7 @@ def lines_of(stream, into: queue.Queue) -> None:
     into.put(None)
 
 
+@pytest.mark.slow
 def test_ctrl_c_always_stops_a_run_in_one_line_and_the_rerun_resumes(first_run, tmp_path):
     """SIGINT at random moments (while the baseline is measured, mid-build, right after a
     record), to the run alone or to its whole process group as a terminal's Ctrl-C does."""

@@ -75,6 +75,7 @@ def all_modules() -> list[str]:
     )
 
 
+@pytest.mark.slow
 def test_every_module_imports_on_its_own():
     """In one fresh interpreter per group would be slower; import order cannot hide a cycle
     here anyway (the contract above forbids them), so one process imports each in turn."""

@@ -110,6 +110,7 @@ def shapes_run(tmp_path_factory):
     return root, out
 
 
+@pytest.mark.slow
 def test_own_module_and_data_beside_the_yaml_run_from_another_folder(shapes_run):
     root, out = shapes_run
     assert out.returncode == 0, out.stderr[-3000:]
@@ -127,6 +128,7 @@ def test_own_module_and_data_beside_the_yaml_run_from_another_folder(shapes_run)
     assert student["model"] == f"{proj / 'mynet.py'}:small"
 
 
+@pytest.mark.slow
 def test_the_same_seed_twice_gives_the_same_model_numbers_and_pick(shapes_run):
     root, first = shapes_run
     second = edgeslim("run", "proj/exp.yaml", "--runs", "again", cwd=root)
@@ -154,6 +156,7 @@ STUDENTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(STUDENTS))
 def test_ones_own_student_is_refused_before_the_baseline_trains(case, tmp_path):
     student, words = STUDENTS[case]
@@ -166,6 +169,7 @@ def test_ones_own_student_is_refused_before_the_baseline_trains(case, tmp_path):
     assert not (tmp_path / "runs").exists()  # no run folder, no .lock left behind
 
 
+@pytest.mark.slow
 def test_paths_are_the_yamls_and_errors_say_where_they_looked(tmp_path):
     path = project(tmp_path, EXPERIMENT.replace("imagefolder:shapes", "imagefolder:shapez"))
     line = refused("run", "proj/exp.yaml", cwd=tmp_path)
@@ -182,6 +186,7 @@ def test_paths_are_the_yamls_and_errors_say_where_they_looked(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_near_misses_are_named(tmp_path):
     path = project(tmp_path, EXPERIMENT.replace("epochs: 2", "epoch: 2"))
     line = refused("run", path, cwd=tmp_path)

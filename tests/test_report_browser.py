@@ -56,6 +56,7 @@ return [...document.querySelectorAll('.js-plotly-plot')].map((el) => {
 """
 
 
+@pytest.mark.slow
 def test_report_draws_every_plot_without_console_errors(first_run, browser):
     _, outcome, _ = first_run
     browser.get(outcome.reports["html"].resolve().as_uri())
@@ -101,6 +102,7 @@ return {text: pre.innerText, scroll: pre.scrollWidth, client: pre.clientWidth,
 """
 
 
+@pytest.mark.slow
 def test_the_recommendation_wraps_and_is_never_cut(first_run, browser):
     """At a phone's width the summary's lines wrap inside their box: nothing runs past it, and
     every runner-up is there to read."""
@@ -117,6 +119,7 @@ def test_the_recommendation_wraps_and_is_never_cut(first_run, browser):
         assert other["name"] in verdict["text"]
 
 
+@pytest.mark.slow
 def test_the_trade_off_points_carry_their_names(first_run, browser):
     _, outcome, _ = first_run
     browser.get(outcome.reports["html"].resolve().as_uri())

@@ -65,6 +65,7 @@ def search_command(experiment: config.Experiment, folder: Path, runs: Path) -> l
     return [sys.executable, "-m", "edgeslim.cli", "search", str(spec), "--runs", str(runs)]
 
 
+@pytest.mark.slow
 def test_embedded_search_gives_a_fitting_front_and_a_restart_adds_trials(first_run, tmp_path):
     experiment = search_experiment("embedded")
     reuse_baseline(first_run, RunFolder(tmp_path, "embedded"))
@@ -96,6 +97,7 @@ def test_embedded_search_gives_a_fitting_front_and_a_restart_adds_trials(first_r
     assert len(optuna.load_study(study_name="embedded", storage=storage).trials) == 15
 
 
+@pytest.mark.slow
 def test_a_killed_worker_leaves_its_trial_failed_and_the_study_goes_on(first_run, tmp_path):
     experiment = search_experiment("killed", trials=4, heartbeat_s=1, grace_s=2)
     folder = RunFolder(tmp_path, "killed")
@@ -156,6 +158,7 @@ def postgres_url(tmp_path_factory):
         subprocess.run([str(ROOT / ".ci/postgres"), "stop", str(data)], check=False)
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_postgres_study(first_run, tmp_path, postgres_url):
     name = f"shared-{os.getpid()}-{int(time.time())}"
     experiment = search_experiment(name, trials=6)
@@ -208,6 +211,7 @@ def test_bad_search_settings_are_refused():
         run_search(config.parse({"name": "x", "model": "small-cnn"}), say=quiet)
 
 
+@pytest.mark.slow
 def test_the_search_command_runs_as_a_user_types_it(first_run, tmp_path):
     """`edgeslim search FILE.yaml --trials 2` in a subprocess, the way the README gives it."""
     experiment = search_experiment("cli-search", trials=2)
@@ -227,6 +231,7 @@ def test_the_search_command_runs_as_a_user_types_it(first_run, tmp_path):
 CHEAP_SPACE = {"sparsity": [0.0, 0.9], "quantize": ["none", "fp16"], "finetune_epochs": 0}
 
 
+@pytest.mark.slow
 def test_a_rerun_adds_new_settings_and_never_replays_earlier_ones(first_run, tmp_path):
     """`edgeslim search FILE --trials 3` twice: six trials, six different settings (the seeded
     sampler used to be rebuilt from the same seed and propose trials 0-2 again)."""
@@ -248,6 +253,7 @@ def test_a_rerun_adds_new_settings_and_never_replays_earlier_ones(first_run, tmp
     assert len(trials) == 6 and len(set(settings)) == 6, settings
 
 
+@pytest.mark.slow
 def test_settings_already_tried_are_not_built_again(first_run, tmp_path):
     """Two choices, three trials: at least one repeats; it is recorded as a duplicate of the
     first trial with its settings, and built and measured once only."""
@@ -268,6 +274,7 @@ def test_settings_already_tried_are_not_built_again(first_run, tmp_path):
     assert outcome.selection.recommended["name"] not in {r["name"] for r in duplicates}
 
 
+@pytest.mark.slow
 def test_a_failed_trial_is_one_line_without_optunas_traceback(first_run, tmp_path, capfd):
     experiment = search_experiment("fails", trials=2, space=CHEAP_SPACE)
     experiment = config.parse(
@@ -282,6 +289,7 @@ def test_a_failed_trial_is_one_line_without_optunas_traceback(first_run, tmp_pat
     assert "Traceback" not in err and "Trial 0 failed" not in err
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_trial_stops_the_search_in_one_line_and_a_rerun_goes_on(
     first_run, tmp_path
 ):
@@ -329,6 +337,7 @@ def test_constraint_values_are_the_signed_relative_excess_of_each_bound():
     assert constraint_values({"accuracy": 0.95}, budget)[1:] == [1.0, 1.0]
 
 
+@pytest.mark.slow
 def test_trials_measured_on_another_host_are_remeasured_here(first_run, tmp_path, monkeypatch):
     """remeasure_front: a fitting trial recorded by another host is built and measured again
     on this one; the other host's timings are kept aside, and trials from here are left alone."""

@@ -39,6 +39,7 @@ def test_the_device_python_has_numpy_and_the_runtime_only(device_env):
         assert (done.returncode != 0) == bool(importable), module
 
 
+@pytest.mark.slow
 def test_a_remote_measurement_gives_the_local_figures_and_says_where(
     board_server, device_env, small_cnn_onnx, digits
 ):
@@ -108,6 +109,7 @@ def walls(*outs: dict) -> list[tuple[float, float]]:
     return [tuple(out["record"]["measured_with"]["worker_wall"]) for out in outs]
 
 
+@pytest.mark.slow
 def test_one_board_serves_one_measurement_at_a_time(
     board_server, device_env, small_cnn_onnx, digits
 ):
@@ -119,6 +121,7 @@ def test_one_board_serves_one_measurement_at_a_time(
     assert first_end <= second_start  # serialised by the board's lock
 
 
+@pytest.mark.slow
 def test_a_pool_of_two_boards_serves_two_measurements_at_once(
     board_server, second_board, device_env, small_cnn_onnx, digits, tmp_path
 ):
@@ -161,6 +164,7 @@ def wait_until(condition, seconds: float = 20) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_a_hung_worker_is_stopped_retried_and_reported(
     board_server, device_env, small_cnn_onnx, digits, monkeypatch
 ):
@@ -211,6 +215,7 @@ def dropped_link_experiment(config: BoardConfig) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_a_dropped_connection_is_retried_then_recorded_and_the_run_resumes(
     board_server, device_env, tmp_path
 ):
@@ -301,6 +306,7 @@ def test_devices_check_reports_what_the_board_has(board_server, device_env, tmp_
     assert out.returncode == 1 and "not installed" in out.stdout
 
 
+@pytest.mark.slow
 def test_calibration_replaces_the_assumed_slowdown_in_host_budgets(
     board_server, device_env, tmp_path, monkeypatch
 ):
@@ -386,6 +392,7 @@ def test_a_full_disk_on_the_board_is_retried_then_reported(
     assert [p.name for p in tiny_disk.iterdir()] == ["edgeslim-board.lock"]  # nothing left
 
 
+@pytest.mark.slow
 def test_a_board_that_comes_back_after_a_drop_gets_the_retry(
     board_server, device_env, small_cnn_onnx, digits, tmp_path
 ):

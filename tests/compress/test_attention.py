@@ -38,6 +38,7 @@ def macs(path) -> int:
     return compute(summarize(path))["macs"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("style", "heads", "cls_token"),
     [("timm", h, c) for h in (1, 2, 4, 8) for c in (True, False)]
@@ -52,6 +53,7 @@ def test_head_dimensions_prune_and_export(style, heads, cls_token, digits, tmp_p
     assert candidate.artifact.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("style", "heads"), [("timm", 2), ("timm", 4), ("timm", 8), ("separate", 4)]
 )
@@ -70,6 +72,7 @@ def test_whole_heads_prune_and_nothing_else(style, heads, digits, tmp_path):
     assert candidate.artifact.exists()
 
 
+@pytest.mark.slow
 def test_the_zoo_transformers_lose_heads_width_and_macs(digits, tmp_path):
     for name in ("vit", "mobilevit"):
         model = es.models.build(name, digits.spec)

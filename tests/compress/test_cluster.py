@@ -21,6 +21,7 @@ def distinct(model: torch.nn.Module) -> dict[str, int]:
     return {n: int(torch.unique(m.weight).numel()) for n, m in L.weighted_layers(model).items()}
 
 
+@pytest.mark.slow
 def test_clustering_shares_values_keeps_accuracy_and_codes_small(
     trained_small_cnn, digits, dense_record, tmp_path
 ):

@@ -1,4 +1,8 @@
+import pytest
+
 import edgeslim as es
+
+pytestmark = pytest.mark.slow  # each test here takes over 4 s on 2 cores
 
 
 def test_activation_penalty_raises_measured_activation_sparsity(trained_small_cnn, digits, quick):

@@ -22,6 +22,7 @@ def uniform(trained_small_cnn, digits, tmp_path_factory):
     return {c.name: es.measure(c, digits, QUICK) for c in built}
 
 
+@pytest.mark.slow
 def test_a_size_budget_mixes_widths_and_is_met(trained_small_cnn, digits, uniform, tmp_path):
     # small-cnn has 23,824 conv/linear weights: 23.3 KB at INT8, 11.6 KB at INT4
     recipe = [{"quantize": {"kind": "mixed", "weight_kb": 16.0}}]

@@ -59,6 +59,7 @@ def test_equalisation_keeps_the_function_and_evens_the_ranges(tmp_path):
     assert error(equalize=True) < error() / 3  # per tensor: equalised is much closer to FP32
 
 
+@pytest.mark.slow
 def test_cle_finds_depthwise_pairs_and_bias_correction_shrinks_the_shift(digits, tmp_path):
     base = es.train(
         es.models.build("mobilenet-v1", digits.spec, width=0.25),
@@ -113,6 +114,7 @@ def changed(a, b) -> set[str]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", [{"equalize": True}, {"bias_correction": True}])
 def test_options_leave_per_channel_int8_as_accurate(trained_small_cnn, digits, options, tmp_path):
     """No harm on a trained net, and the option did its work in the file: equalisation
@@ -213,6 +215,7 @@ def test_each_option_brings_per_channel_int8_closer_to_fp32_where_it_should(opti
         assert error < plain_error / 3
 
 
+@pytest.mark.slow
 def test_adaround_rounds_each_weight_up_or_down_on_the_same_grid(
     trained_small_cnn, digits, tmp_path
 ):

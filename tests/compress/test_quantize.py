@@ -33,6 +33,7 @@ def quantized(trained_small_cnn, digits, tmp_path_factory):
     return {k: (c, es.measure(c, digits, QUICK)) for k, c in zip(kinds, candidates, strict=True)}
 
 
+@pytest.mark.slow
 def test_static_int8_keeps_accuracy_and_is_3x_smaller(fp32, quantized):
     candidate, record = quantized["static-int8"]
     _, dense = fp32
@@ -44,6 +45,7 @@ def test_static_int8_keeps_accuracy_and_is_3x_smaller(fp32, quantized):
     assert step["kind"] == "static-int8" and step["result"]["top1_agreement"] >= 0.97
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dynamic-int8", "fp16", "weight-int8", "weight-int4"])
 def test_other_forms_run_are_smaller_and_agree(kind, fp32, quantized):
     candidate, record = quantized[kind]
@@ -56,6 +58,7 @@ def test_other_forms_run_are_smaller_and_agree(kind, fp32, quantized):
     assert record["params"] == pytest.approx(dense["params"], rel=0.01)
 
 
+@pytest.mark.slow
 def test_weight_only_int4_stores_below_one_byte_per_weight(quantized, fp32):
     candidate, record = quantized["weight-int4"]
     assert record["storage_kb"] * 1024 < record["params"]  # < 1 byte per parameter
@@ -158,6 +161,7 @@ def test_bad_calibration_sets(fp32, tmp_path):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reduce_range", ["auto", False])
 def test_qat_recovers_accuracy_where_static_ptq_loses_it(
     reduce_range, trained_small_cnn, digits, tmp_path, fp32
@@ -192,6 +196,7 @@ def test_qat_recovers_accuracy_where_static_ptq_loses_it(
     assert record["storage_kb"] * 3 <= fp32[1]["storage_kb"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_runs_end_to_end(preset, trained_small_cnn, digits, tmp_path):
     (candidate,) = es.compress(
@@ -247,6 +252,7 @@ def test_qat_export_stores_every_weight_as_int8_in_a_residual_net(digits, tmp_pa
     )
 
 
+@pytest.mark.slow
 def test_int4_qat_recovers_what_int4_rounding_loses_and_stores_it_exactly(digits, tmp_path):
     """A quarter-width small CNN loses about 5 points when its weights are rounded to INT4
     after training; three epochs of weight-only INT4 QAT win them back, in a file of the same

@@ -14,6 +14,7 @@ def test_grouping_round_trips_and_runs_along_input_channels():
     torch.testing.assert_close(groups[0], weight[0, 0:4, 0, 0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("n", "m"), [(2, 4), (1, 4), (3, 8)])
 def test_nm_pattern_holds_in_every_pruned_layer_after_finetuning(trained_small_cnn, digits, n, m):
     recipe = [{"prune": {"kind": "nm", "n": n, "m": m}}, {"finetune": {"epochs": 2}}]

@@ -31,6 +31,7 @@ def test_bad_sensitivity_arguments(trained_small_cnn, digits):
         layer_sensitivity(trained_small_cnn.model, digits, "unstructured", (0.5, 1.5))
 
 
+@pytest.mark.slow
 def test_sensitivity_command_prints_a_table():
     out = subprocess.run(
         [

@@ -8,6 +8,7 @@ from edgeslim.graph import summarize
 from edgeslim.measure.compute import compute
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", es.models.models_for("classification"))
 def test_structured_50_on_every_zoo_model_exports_matches_and_halves_macs(name, digits, tmp_path):
     base = es.Candidate(name, model=es.models.build(name, digits.spec))
@@ -23,6 +24,7 @@ def test_structured_50_on_every_zoo_model_exports_matches_and_halves_macs(name, 
     assert (tmp_path / "pruned.onnx").stat().st_size < (tmp_path / "dense.onnx").stat().st_size
 
 
+@pytest.mark.slow
 def test_structured_50_keeps_accuracy_within_two_points(trained_small_cnn, digits, tmp_path, quick):
     recipe = [{"prune": {"kind": "structured", "ratio": 0.5}}, {"finetune": {"epochs": 10}}]
     (pruned,) = es.compress(
@@ -34,6 +36,7 @@ def test_structured_50_keeps_accuracy_within_two_points(trained_small_cnn, digit
     assert record["macs"] * 2 <= dense["macs"] and record["params"] * 2 <= dense["params"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "settings",
     [

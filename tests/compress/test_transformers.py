@@ -9,6 +9,8 @@ import edgeslim as es
 from edgeslim.errors import MeasurementError
 from tests.conftest import QUICK
 
+pytestmark = pytest.mark.slow  # each test here takes over 4 s on 2 cores
+
 
 @pytest.fixture(scope="module")
 def trained_vit(digits):

@@ -51,6 +51,7 @@ def test_per_layer_scope_prunes_every_chosen_layer_equally(trained_small_cnn, di
     assert all(v == pytest.approx(0.5, abs=0.01) for v in by_layer.values())
 
 
+@pytest.mark.slow
 def test_agp_schedule_and_explicit_and_auto_ratios(trained_small_cnn, digits):
     recipes = [
         [

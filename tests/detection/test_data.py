@@ -287,6 +287,7 @@ def test_coco_refuses_unreadable_json_naming_the_file(tmp_path, rewrite, message
         es.data.load(f"coco:{path}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("spoil", "message"),
     [
@@ -388,6 +389,7 @@ def test_the_example_file_is_the_detection_demo():
     assert yaml.safe_load(example.read_text()) == DETECTION_DEMO
 
 
+@pytest.mark.slow
 def test_fashion_mnist_scenes_use_its_items_and_names():
     require(es.data.fashion_mnist.DEFAULT_DIR.is_dir(), "Fashion-MNIST is not installed "
             "(apt-get install dataset-fashion-mnist)")  # fmt: skip

@@ -104,6 +104,7 @@ def precision_recall_agreement(detections, targets, score):
     return matched / found, matched / true, float(np.mean(shares))
 
 
+@pytest.mark.slow
 def test_the_baseline_detects_and_reports_detection_metrics(detector, scenes, measured):
     """mAP, precision and recall as worked out here, apart from edgeslim's matching and from
     pycocotools, on the same detector's boxes (decoded from PyTorch's outputs; the runtime's
@@ -146,6 +147,7 @@ def test_the_baseline_detects_and_reports_detection_metrics(detector, scenes, me
     assert [len(d) for d in measured["example_detections"]] == [len(d) for d in shown]
 
 
+@pytest.mark.slow
 def test_structured_pruning_shrinks_the_backbone_and_keeps_the_head(detector, scenes, measured):
     candidate, record = compressed(
         detector,
@@ -159,6 +161,7 @@ def test_structured_pruning_shrinks_the_backbone_and_keeps_the_head(detector, sc
     assert record["map50"] > measured["map50"] - 0.2
 
 
+@pytest.mark.slow
 def test_unstructured_sparsity_keeps_map(detector, scenes, measured):
     _, record = compressed(
         detector,
@@ -170,6 +173,7 @@ def test_unstructured_sparsity_keeps_map(detector, scenes, measured):
     assert record["map50"] > measured["map50"] - 0.1
 
 
+@pytest.mark.slow
 def test_static_int8_quarters_the_file_and_keeps_map(detector, scenes, measured):
     candidate, record = compressed(detector, scenes, [{"quantize": {"kind": "static-int8"}}])
     assert record["storage_kb"] < 0.35 * measured["storage_kb"]
@@ -177,6 +181,7 @@ def test_static_int8_quarters_the_file_and_keeps_map(detector, scenes, measured)
     assert candidate.step("quantize")["result"]["box_agreement"] >= 0.9
 
 
+@pytest.mark.slow
 def test_distillation_recovers_a_pruned_detector(detector, scenes):
     prune = {"prune": {"kind": "structured", "ratio": 0.5}}
     _, pruned = compressed(detector, scenes, [prune])
@@ -185,12 +190,14 @@ def test_distillation_recovers_a_pruned_detector(detector, scenes):
     assert distilled["map50"] > pruned["map50"] + 0.1
 
 
+@pytest.mark.slow
 def test_qat_trains_a_detector_that_runs_in_int8(detector, scenes, measured):
     _, record = compressed(detector, scenes, [{"qat": {"epochs": 1}}])
     assert record["storage_kb"] < 0.35 * measured["storage_kb"]
     assert record["map50"] > measured["map50"] - 0.1
 
 
+@pytest.mark.slow
 def test_a_detection_experiment_selects_by_map_and_draws_boxes(tmp_path):
     raw = {
         "name": "det",
@@ -215,6 +222,7 @@ def test_a_classification_experiment_on_detection_data_is_refused(tmp_path):
         es.run(config.parse(raw), tmp_path, say=lambda _: None, show_progress=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", es.models.models_for("detection"))
 def test_every_detector_prunes_exports_and_keeps_its_outputs(name, scenes, tmp_path):
     model = es.models.build(name, scenes.spec)
@@ -226,12 +234,14 @@ def test_every_detector_prunes_exports_and_keeps_its_outputs(name, scenes, tmp_p
     assert pruned.step("export")["box_agreement"] == 1.0
 
 
+@pytest.mark.slow
 def test_a_detector_measures_the_same_on_openvino(detector, scenes, measured):
     record = es.measure(detector, scenes, QUICK, runtime="openvino")
     assert record["map50"] == pytest.approx(measured["map50"], abs=0.005)
     assert record["measured_with"]["runtime"] == "openvino" and "errors" not in record
 
 
+@pytest.mark.slow
 def test_end_to_end_and_network_latency_come_from_one_loop(scenes, tmp_path, monkeypatch):
     """Each timed call of the network is followed by its decoding, in one loop: the end-to-end
     figures hold the network's (the detection demo once read 5.187 ms p95 for the network and
@@ -279,6 +289,7 @@ def test_end_to_end_and_network_latency_come_from_one_loop(scenes, tmp_path, mon
     assert "<" not in (figures["timing_noisy"] or "")  # never end to end below the network
 
 
+@pytest.mark.slow
 def test_a_measured_detector_has_end_to_end_figures_above_the_network(measured):
     for q in ("p50", "p95"):
         assert measured[f"latency_e2e_{q}_ms"] > measured[f"latency_{q}_ms"], q

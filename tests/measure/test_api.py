@@ -35,6 +35,7 @@ def test_registry_declares_every_design_metric_with_unit_and_direction():
         assert METRICS[name].unit and METRICS[name].better in ("higher", "lower")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", es.models.models_for("classification"))
 def test_every_zoo_model_gets_every_metric(name, digits, tmp_path, quick):
     model = es.models.build(name, digits.spec)

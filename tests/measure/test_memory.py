@@ -69,6 +69,7 @@ def test_int8_resnet8_fits_the_nrf52840_as_its_tflite_micro_arena_says(resnet8_f
     assert nrf.fits(int8) and not nrf.fits(resnet8_fashion_shaped["fp32"])
 
 
+@pytest.mark.slow
 def test_peak_memory_grows_with_the_model_and_model_memory_is_the_models_share(tmp_path, quick):
     data = random_data((64,), n=30)
     small = torch.nn.Sequential(torch.nn.Linear(64, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
@@ -115,6 +116,7 @@ def test_the_noise_band_has_a_floor_a_share_and_the_measured_spread():
     assert model_memory_noise_kb(100, reference_spread_kb=600) == 600
 
 
+@pytest.mark.slow
 def test_the_reference_is_measured_once_per_runtime_version_and_never_reused_across(
     tmp_path, monkeypatch, quick
 ):

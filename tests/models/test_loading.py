@@ -122,6 +122,7 @@ def crafted_archives(tmp_path: Path, marker: Path) -> dict[str, Path]:
     }
 
 
+@pytest.mark.slow
 def test_crafted_torch_export_archives_are_refused_and_never_run(digits, tmp_path):
     marker = tmp_path / "pwned"
     archives = crafted_archives(tmp_path, marker)

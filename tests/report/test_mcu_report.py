@@ -16,6 +16,8 @@ from tests.ci import missing
 from tests.experiments import experiment_dict
 from tests.report.plots import axis_title, figures
 
+pytestmark = pytest.mark.slow  # each test here takes over 4 s on 2 cores
+
 
 @pytest.fixture(scope="module")
 def mcu_run(tmp_path_factory):

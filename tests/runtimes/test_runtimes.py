@@ -27,6 +27,31 @@ def require(name: str) -> None:
 
 
 @pytest.fixture(scope="module")
+def tiny_mlp(digits):
+    """An untrained 17k-parameter MLP and its figures on ONNX Runtime: converting it takes
+    seconds where the zoo's CNNs take a minute, so the fast tier visits every converting runtime
+    (ExecuTorch's first import alone takes 20 s: it stays in the slow tier)."""
+    model = es.models.build("mlp", digits.spec).eval()
+    return model, es.measure(model, digits, QUICK)
+
+
+@pytest.mark.parametrize("name", ["litert", "tflite-micro"])
+def test_a_small_model_converts_and_measures_like_onnx_runtime(name, tiny_mlp, digits):
+    require(name)
+    model, onnx_record = tiny_mlp
+    record = es.measure(model, digits, replace(QUICK, runtime=name))
+    how = record["measured_with"]
+    assert how["runtime"] == name and how["conversion"]["format"] == "tflite"
+    assert how["torch_loaded_in_worker"] is False
+    params = sum(p.numel() for p in model.parameters())
+    assert record["params"] == params and record["storage_kb"] * 1024 >= 4 * params  # float32
+    # the same weights give the same answers, but for a near tie or two in float rounding
+    flips = abs(record["accuracy"] - onnx_record["accuracy"]) * how["accuracy_samples"]
+    assert flips <= 2, (record["accuracy"], onnx_record["accuracy"])
+    assert 0 < record["latency_p50_ms"] <= record["latency_p95_ms"]
+
+
+@pytest.fixture(scope="module")
 def candidates(trained_small_cnn, digits, tmp_path_factory):
     """The FP32 small CNN and its static INT8 form, each with its PyTorch model and ONNX file."""
     out = tmp_path_factory.mktemp("runtimes")
@@ -51,6 +76,7 @@ def records(candidates, digits):
     return measured
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RUNTIMES))
 def test_every_runtime_measures_every_metric_like_onnx_runtime(name, records):
     require(name)
@@ -71,6 +97,7 @@ def test_every_runtime_measures_every_metric_like_onnx_runtime(name, records):
         assert agreement["top1_agreement"] >= 0.9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RUNTIMES))
 def test_int8_by_the_runtimes_own_quantizer_is_at_least_3x_smaller(name, records):
     require(name)
@@ -84,6 +111,7 @@ def test_int8_by_the_runtimes_own_quantizer_is_at_least_3x_smaller(name, records
         assert int8["measured_with"]["model_file"].endswith(RUNTIMES[name].formats)
 
 
+@pytest.mark.slow
 def test_tflite_micro_reports_the_smallest_arena_it_runs_in(records, candidates):
     require("tflite-micro")
     from edgeslim.runtimes.tflite_micro import ArenaTooSmall, interpreter
@@ -106,6 +134,7 @@ def test_tflite_micro_reports_the_smallest_arena_it_runs_in(records, candidates)
     assert "tensor_arena_kb" not in records["onnxruntime", "int8"]  # only where it is exact
 
 
+@pytest.mark.slow
 def test_executorch_reports_its_memory_plan_for_float_programs(records):
     """ExecuTorch plans every activation buffer ahead of time; for the float small CNN the plan
     equals edgeslim's graph estimate (no buffer shared between live tensors either way)."""
@@ -129,6 +158,7 @@ def test_openvino_computes_in_fp32_not_bf16(small_cnn_onnx, digits):
     np.testing.assert_allclose(outputs["openvino"], outputs["onnxruntime"], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_step_the_runtime_cannot_express_is_refused_before_any_work(candidates, digits):
     fp16 = candidates["fp32"].with_step({"quantize": {"kind": "fp16"}})
     dynamic = candidates["fp32"].with_step({"quantize": {"kind": "dynamic-int8"}})
@@ -141,6 +171,7 @@ def test_a_step_the_runtime_cannot_express_is_refused_before_any_work(candidates
             RUNTIMES[name].check_recipe(candidate.recipe)
 
 
+@pytest.mark.slow
 def test_an_artifact_that_disagrees_with_pytorch_fails_with_the_figures(candidates, digits):
     import torch
 
@@ -164,6 +195,7 @@ def test_a_converting_runtime_needs_the_pytorch_model(small_cnn_onnx, digits):
         es.measure(small_cnn_onnx, digits, replace(QUICK, runtime="litert"))
 
 
+@pytest.mark.slow
 def test_an_unknown_runtime_is_a_config_error_everywhere(small_cnn_onnx):
     with pytest.raises(ConfigError, match="unknown runtime 'tflite'"):
         es.MeasureSettings(runtime="tflite")
@@ -182,6 +214,7 @@ def test_an_unknown_runtime_is_a_config_error_everywhere(small_cnn_onnx):
     assert "unknown runtime 'tflite'" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["litert", "tflite-micro"])
 def test_a_full_integer_model_is_timed_on_samples_quantized_before_the_clock(
     name, records, digits, monkeypatch
@@ -296,6 +329,7 @@ def wide_mlps(digits, tmp_path_factory):
     return made
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RUNTIMES))
 def test_a_model_with_4x_the_weights_shows_at_least_3x_the_model_memory(name, wide_mlps, digits):
     """model_memory_kb is the model's share of the peak: the runtime's own memory (its code,

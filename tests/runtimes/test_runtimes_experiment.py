@@ -63,6 +63,7 @@ def two_runtime_run(first_run, tmp_path_factory):
     return runs, outcome, said
 
 
+@pytest.mark.slow
 def test_each_candidate_is_measured_on_each_runtime(two_runtime_run):
     _, outcome, said = two_runtime_run
     records = {r["name"]: r for r in outcome.records}
@@ -79,6 +80,7 @@ def test_each_candidate_is_measured_on_each_runtime(two_runtime_run):
     assert any(line.endswith("on tflite-micro") for line in said)
 
 
+@pytest.mark.slow
 def test_the_report_shows_every_runtime_and_the_unshown_savings(two_runtime_run):
     _, outcome, _ = two_runtime_run
     markdown = outcome.reports["markdown"].read_text()
@@ -89,6 +91,7 @@ def test_the_report_shows_every_runtime_and_the_unshown_savings(two_runtime_run)
     assert "id='runtimes'" in html
 
 
+@pytest.mark.slow
 def test_a_second_run_over_two_runtimes_redoes_nothing(two_runtime_run):
     runs, _, _ = two_runtime_run
     said: list[str] = []
