@@ -135,3 +135,15 @@ def test_every_top_level_module_has_a_layer():
     placed = [name.strip() for layer in layers["layers"] for name in layer.split("|")]
     top = {info.name for info in pkgutil.iter_modules(edgeslim.__path__)} - {"__main__"}
     assert sorted(placed) == sorted(top)
+
+
+def test_measuring_a_file_and_choosing_load_no_torch():
+    """torch takes over a second to import: the selection, the budgets and the measurement of
+    an ONNX file do without it (only a PyTorch model to export needs it)."""
+    code = (
+        "import json, sys\n"
+        "import edgeslim.select, edgeslim.budget, edgeslim.measure.api\n"
+        "print(json.dumps('torch' in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) is False

@@ -22,7 +22,6 @@ from edgeslim.candidate import Candidate
 from edgeslim.data import load
 from edgeslim.data.bundle import Dataset
 from edgeslim.errors import ConfigError, DataError, DoesNotFit, MeasurementError
-from edgeslim.export import export_onnx  # torch is only needed for this path
 from edgeslim.figures import without_nonfinite
 from edgeslim.graph import GraphSummary, expose_activations, summarize
 
@@ -69,6 +68,9 @@ def resolve_artifact(target: Candidate | str | Path | Any, data: Dataset, work: 
         return Path(target)
     if isinstance(target, Candidate) and target.artifact is not None:
         return Path(target.artifact)
+    # torch (1.5 s to import) only for a model to export: measuring a file, and importing the
+    # budgets and the selection that read this module's metrics, stay without it
+    from edgeslim.export import export_onnx
 
     model = target.model if isinstance(target, Candidate) else target
     if model is None:
