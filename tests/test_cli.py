@@ -383,3 +383,23 @@ def test_run_retry_failed_redoes_only_the_failed_candidates(first_run, tmp_path)
     assert len(built) == 1 and "impossible" in built[0], retried.stdout
     lines = (tmp_path / "runs" / outcome.folder.name / "results.jsonl").read_text().splitlines()
     assert len(lines) == len(outcome.folder.results.read_text().splitlines()) + 1
+
+
+INTERRUPT_THROUGH_C = """
+import ctypes
+run = ctypes.pythonapi.PyRun_String
+run.restype = ctypes.py_object
+run.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object]
+try:
+    run(b"raise KeyboardInterrupt", 257, {}, {})  # as pybind11's exec does, mid-quantization
+except KeyboardInterrupt:
+    from edgeslim.cli import exit_interrupted
+    exit_interrupted()
+"""
+
+
+def test_an_interrupt_that_passed_through_c_still_exits_130(tmp_path):
+    """Under ``python -m`` CPython would die by SIGINT (-2) after ``sys.exit(130)`` here."""
+    (tmp_path / "interrupted.py").write_text(INTERRUPT_THROUGH_C)
+    done = subprocess.run([sys.executable, "-m", "interrupted"], cwd=tmp_path)
+    assert done.returncode == 130

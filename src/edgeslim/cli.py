@@ -10,6 +10,7 @@ This is the face of the package (the top layer): no import here dodges a cycle."
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import warnings
@@ -269,6 +270,17 @@ def print_outcome(outcome) -> int:
     return exit_code(outcome)
 
 
+def exit_interrupted() -> None:
+    """Exit with 130, always. ``sys.exit(130)`` is not enough under ``python -m``: when the
+    interrupt passed through C code that runs Python with ``PyRun_String`` (pybind11's ``exec``
+    does), CPython 3.11 remembers an "unhandled" KeyboardInterrupt and, after finalizing, kills
+    itself with SIGINT instead of returning the code. Everything worth keeping is written and
+    closed by now (the run's records and the study are written as they finish)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(INTERRUPTED)
+
+
 def exit_code(outcome) -> int:
     """``NOTHING_FITS`` without a recommendation, else ``SOME_FAILED`` if a candidate failed."""
     if outcome.selection.recommended is None:
@@ -295,7 +307,7 @@ def run_experiment(experiment, runs: Path, retry_failed: bool) -> None:
                 "again to resume",
                 markup=False,
             )
-            sys.exit(INTERRUPTED)
+            exit_interrupted()
     for warning in caught:
         if "damaged record" in str(warning.message):
             say("warning", "yellow", warning.message)
@@ -368,7 +380,7 @@ def search(
         )
     except KeyboardInterrupt:
         err_console.print("interrupted: finished trials are kept in the study; run again to go on")
-        sys.exit(INTERRUPTED)
+        exit_interrupted()
     sys.exit(print_outcome(outcome))
 
 
