@@ -157,6 +157,79 @@ def measure(
 
 
 @app.command()
+def profile(
+    model: Annotated[
+        str, typer.Argument(help="zoo name, TorchScript/.pt2 file, or package.module:function")
+    ],
+    data: DataOption = "digits",
+    runtime: Annotated[
+        str, typer.Option(help="onnxruntime | openvino | litert | tflite-micro | executorch")
+    ] = "onnxruntime",
+    threads: Annotated[int, typer.Option(help="the runtime's intra-op threads")] = 1,
+    weights: Annotated[Path | None, typer.Option(help="state dict (.pt) for the model")] = None,
+    board: Annotated[
+        str | None, typer.Option(help="time on this board of the devices file, over SSH")
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="write the table here too")
+    ] = None,
+) -> None:
+    """Where the time goes on a runtime, layer by layer: the model's latency table (pruned
+    variants timed on the runtime, and a predictor fitted to them), built or read from the
+    cache (per runtime version, device, threads and model)."""
+    from edgeslim.compress.structured import StructuredSettings, latency_table
+    from edgeslim.data import load
+    from edgeslim.measure import LatencyProbe, MeasureSettings
+    from edgeslim.models import load_model
+
+    dataset = load(data)
+    net = load_model(model, dataset.spec, weights)
+    if isinstance(net, Path):
+        raise ConfigError(
+            f"{model}: profile prunes PyTorch layers to time them; give the PyTorch model, "
+            "not its ONNX export"
+        )
+    probe = LatencyProbe(dataset, MeasureSettings(runtime=runtime, threads=threads), board)
+    table, path, plain, _ = latency_table(net, dataset, StructuredSettings(ratio=0.5), probe)
+    summary = table.summary()
+    baseline = table.samples[0]["work"]
+    costs = table.predictor.breakdown(baseline)
+    predicted = table.predictor.predict(baseline)
+    out = Table(
+        title=f"{model} on {probe.runtime} ({summary['key']}): {table.baseline_ms:.4f} ms p50 "
+        f"measured, {predicted:.4f} ms predicted",
+        title_justify="left",
+    )
+    for column in ("layer", "MACs", "outputs", "predicted ms", "share"):
+        out.add_column(column, justify="left" if column == "layer" else "right")
+    out.add_row(
+        "(fixed: per call, layers kept whole)",
+        "",
+        "",
+        f"{table.predictor.fixed_ms:.4f}",
+        f"{table.predictor.fixed_ms / predicted:.0%}",
+    )
+    for name, ms in sorted(costs.items(), key=lambda item: -item[1]):
+        macs, elements = baseline[name]
+        out.add_row(
+            escape(name),
+            f"{int(macs):,}",
+            f"{int(elements):,}",
+            f"{ms:.4f}",
+            f"{ms / predicted:.0%}",
+        )
+    console.print(out)
+    console.print(
+        f"predictor: {summary['held_out_within_10pct']:.0%} of {summary['variants']} variants "
+        f"within 10% held out (median error {summary['held_out_median_error']:.1%}); widths "
+        f"in multiples of {plain.round_to}; table {path}",
+        markup=False,
+    )
+    if json_path is not None:
+        json_path.write_text(json.dumps({**table.to_dict(), "summary": summary}, indent=1))
+
+
+@app.command()
 def zoo(data: DataOption = "digits") -> None:
     """List the zoo's models for the data's task (``--data scenes``: the detectors) with
     parameters and MACs."""

@@ -38,6 +38,7 @@ from edgeslim.errors import ConfigError, DiskFullError, DoesNotFit, EdgeslimErro
 from edgeslim.export import export
 from edgeslim.files import TRY_AGAIN, as_disk_full, no_room, write_atomic, writing
 from edgeslim.measure import measure
+from edgeslim.measure.probe import LatencyProbe
 from edgeslim.models import ZOO, load_model
 from edgeslim.models.loading import load_weights, source_file
 from edgeslim.progress import spinner
@@ -226,7 +227,11 @@ class Runner:
     def build(self, base, name: str, plan: list) -> Any:  # -> Candidate
 
         ctx = StepContext(
-            base=base, show_progress=self.show_progress, device=self.config.train.device
+            base=base,
+            show_progress=self.show_progress,
+            device=self.config.train.device,
+            probe=LatencyProbe(self.data, replace(self.settings, runtime=self.runtime), self.board),
+            say=self.say,
         )
         return self.timed(
             "build",

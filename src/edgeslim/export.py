@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,6 +170,23 @@ def save_deployable(proto: onnx.ModelProto, path: Path, spec: dict) -> None:
     del proto.graph.metadata_props[:]
     onnx.helper.set_model_props(proto, {SPEC_KEY: json.dumps(spec)})
     onnx.save(proto, str(path))
+
+
+def export_for_timing(model: nn.Module, data: Dataset, path: Path) -> None:
+    """A quick, unchecked ONNX export at batch 1 (TorchScript's exporter): for timing a model's
+    shape on a runtime, never for deployment or accuracy."""
+    example = (torch.from_numpy(data.test.x[:1]),)
+    with quiet_exporter(), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's exporter is deprecated: said each time
+        torch.onnx.export(
+            model,
+            example,
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamo=False,
+            opset_version=17,
+        )
 
 
 def export_onnx(

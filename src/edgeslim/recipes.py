@@ -137,10 +137,12 @@ def compress(
     out_dir: str | Path | None = None,
     show_progress: bool = True,
     device: str = "auto",
+    probe: Any = None,
 ) -> list[Candidate]:
     """Apply each recipe (a list of steps or a preset name) to ``base``; export to ``out_dir``
     (a new temporary folder when not given). Training steps run on ``device`` (``auto``: a GPU
-    where torch sees one)."""
+    where torch sees one). A latency target (``prune.target``) is measured with ``probe``
+    (``edgeslim.measure.LatencyProbe``: the runtime, threads and board to time on)."""
     if names is not None and len(names) != len(recipes):
         raise ConfigError(f"{len(names)} names for {len(recipes)} recipes")
     expanded = [expand(r, f"recipes[{i}]") for i, r in enumerate(recipes)]
@@ -156,7 +158,7 @@ def compress(
         raise ConfigError(f"candidate names must be unique (each names a file): {names}")
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="edgeslim-"))
     training_device(device)  # a bad value or a missing GPU fails here, before any work
-    ctx = StepContext(base=base, show_progress=show_progress, device=device)
+    ctx = StepContext(base=base, show_progress=show_progress, device=device, probe=probe)
     return [
         run_recipe(base.replace(name=name), data, plan, out, ctx)
         for name, plan in zip(names, plans, strict=True)

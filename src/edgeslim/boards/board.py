@@ -110,6 +110,11 @@ def payload(request: dict[str, Any], env: dict[str, str]) -> bytes:
         "data": "data.npz",
         "result": "result.json",
     }
+    if request.get("models"):  # a latency table's variants
+        remote["models"] = []
+        for index, path in enumerate(map(Path, request["models"])):
+            files[f"variant-{index}{path.suffix}"] = path
+            remote["models"].append(f"variant-{index}{path.suffix}")
     if request.get("activations_model"):
         files["activations.onnx"] = Path(request["activations_model"])
         remote["activations_model"] = "activations.onnx"

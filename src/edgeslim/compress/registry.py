@@ -28,11 +28,14 @@ Stage = Literal["torch", "onnx"]
 @dataclass(frozen=True)
 class StepContext:
     """What a torch-stage step may know beyond its model: the recipe's starting candidate
-    (the default distillation teacher), whether to draw progress bars, and where to train."""
+    (the default distillation teacher), whether to draw progress bars, where to train, and
+    what times a model on the target runtime (for a latency target)."""
 
     base: Any = None  # Candidate
     show_progress: bool = True
     device: str = "auto"  # train.device: auto, cpu or cuda
+    probe: Any = None  # compress.latency_table.Probe: a measure.probe.LatencyProbe
+    say: Callable[[str], None] = print
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ across q, k, v and the output projection; the block's head count is updated to m
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Literal
 
 import torch
@@ -19,8 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from edgeslim.compress import attention as A
+from edgeslim.compress import latency_table as LT
 from edgeslim.compress import layers as L
 from edgeslim.compress import sensitivity as S
+from edgeslim.compress import targeted as T
 from edgeslim.compress.finetune import tune
 from edgeslim.compress.registry import StepContext, technique
 from edgeslim.data.bundle import Dataset
@@ -28,6 +32,25 @@ from edgeslim.errors import ConfigError
 from edgeslim.tasks import task_of
 
 Ratio = Annotated[float, Field(gt=0, lt=1)]
+
+
+class LatencyTarget(BaseModel):
+    """Prune until the model's batch-1 p50 on the experiment's runtime meets this."""
+
+    model_config = ConfigDict(extra="forbid")
+    latency_p50_ms: float | None = Field(None, gt=0, description="batch-1 p50 in ms")
+    latency: float | None = Field(
+        None, gt=0, lt=1, description="a fraction of the baseline's measured batch-1 p50"
+    )
+
+    @model_validator(mode="after")
+    def one_figure(self) -> LatencyTarget:
+        if (self.latency_p50_ms is None) == (self.latency is None):
+            raise ValueError("give exactly one of latency_p50_ms or latency")
+        return self
+
+    def ms(self, baseline_ms: float) -> float:
+        return self.latency_p50_ms or self.latency * baseline_ms
 
 
 class StructuredSettings(BaseModel):
@@ -47,10 +70,16 @@ class StructuredSettings(BaseModel):
     num_heads: dict[str, int] = Field(
         {}, description="heads of attention projections edgeslim cannot find by itself"
     )
+    target: LatencyTarget | None = Field(
+        None, description="a latency to reach on the runtime: per-layer widths chosen for it"
+    )
 
     @model_validator(mode="after")
     def one_target(self) -> StructuredSettings:
-        if isinstance(self.ratios, dict):
+        if self.target is not None:
+            if self.ratio is not None or self.macs_reduction is not None or self.ratios:
+                raise ValueError("give a latency target or a ratio/macs_reduction/ratios, not both")
+        elif isinstance(self.ratios, dict):
             if self.ratio is not None or self.macs_reduction is not None:
                 raise ValueError("give per-layer ratios or a ratio/macs_reduction, not both")
         elif self.ratio is not None and self.macs_reduction is not None:
@@ -289,6 +318,80 @@ def auto_ratio_dict(model, data, s, show_progress) -> tuple[dict[str, float], S.
     return ratios, table
 
 
+def latency_table(
+    model: nn.Module,
+    data: Dataset,
+    s: StructuredSettings,
+    probe: LT.Probe,
+    show_progress: bool = True,
+    say: Callable[[str], None] = print,
+) -> tuple[LT.LatencyTable, Path, StructuredSettings, dict]:
+    """The model's latency table on the probe's runtime and device (measured, or cached), and
+    the settings its variants were pruned with: ``s``, with the channel multiple the runtime
+    favours (measured, unless ``s.round_to`` says) and no target. The dict says how the
+    multiple was found (ns per MAC at each one tried)."""
+    plain = s.model_copy(update={"target": None})
+    per_mac: dict = {}
+    if plain.round_to is None:
+        names = prunable_names(model, plain)
+        step, per_mac = LT.favoured_step(
+            lambda ratio, to: pruned_copy(
+                model, data, plain.model_copy(update={"round_to": to}), dict.fromkeys(names, ratio)
+            ),
+            example_input(data),
+            probe,
+        )
+        plain = plain.model_copy(update={"round_to": step})
+    how = {"importance": s.importance, "scope": s.scope, "round_to": plain.round_to}
+    table, path = LT.build(
+        model,
+        data,
+        prunable_names(model, plain),
+        lambda ratios: pruned_copy(model, data, plain, ratios),
+        probe,
+        {**how, "ignore": s.ignore},
+        show_progress=show_progress,
+        say=say,
+    )
+    return table, path, plain, per_mac
+
+
+def latency_ratio_dict(
+    model: nn.Module, data: Dataset, s: StructuredSettings, ctx: StepContext
+) -> tuple[dict[str, float], dict, int]:
+    """Per-layer ratios (and the channel multiple) for ``s.target`` on the probe's runtime: the
+    model's latency table, the validation sensitivity sweep, then ``targeted.choose``."""
+    if ctx.probe is None:
+        raise ConfigError(
+            "prune.target: a latency target is measured on a runtime; run the recipe in an "
+            "experiment (its runtime, threads and board), or give es.compress a "
+            "probe=es.measure.LatencyProbe(data, settings)"
+        )
+    table, path, plain, per_mac = latency_table(
+        model, data, s, ctx.probe, ctx.show_progress, ctx.say
+    )
+    target_ms = s.target.ms(table.baseline_ms)
+    LT.check_reachable(target_ms, table)
+    sensitivity = layer_sensitivity(model, data, plain, show_progress=ctx.show_progress)
+    ratios, info = T.choose(
+        model,
+        example_input(data),
+        table,
+        sensitivity,
+        lambda r: pruned_copy(model, data, plain, r),
+        ctx.probe,
+        target_ms,
+        fraction=s.target.latency is not None,
+        say=ctx.say,
+    )
+    info["table"] = {**table.summary(), "file": str(path)}
+    info["ratios"] = {n: round(r, 3) for n, r in ratios.items()}
+    info["round_to"] = plain.round_to
+    if per_mac:  # how the multiple was found: ns per MAC at each one tried
+        info["round_to_measured"] = {str(k): round(v, 4) for k, v in per_mac.items()}
+    return ratios, info, plain.round_to
+
+
 @technique("prune.structured", StructuredSettings, check=check)
 def apply(model: nn.Module, data: Dataset, s: StructuredSettings, ctx: StepContext) -> dict:
     base_macs = macs_of(model, data)
@@ -301,7 +404,11 @@ def apply(model: nn.Module, data: Dataset, s: StructuredSettings, ctx: StepConte
                 model, data, ctx, epochs=s.epochs_per_step, desc=f"prune step {step + 1}/{s.steps}"
             )
 
-    if s.ratios == "auto":
+    if s.target is not None:
+        ratio_dict, info["latency"], step = latency_ratio_dict(model, data, s, ctx)
+        plain = s.model_copy(update={"target": None, "ratio": None, "round_to": step})
+        prune_by_ratio(model, data, plain, ratio_dict, finetune)
+    elif s.ratios == "auto":
         ratio_dict, table = auto_ratio_dict(model, data, s, ctx.show_progress)
         info["sensitivity"] = table.to_rows()
         info["ratios"] = {n: round(r, 3) for n, r in ratio_dict.items()}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["METRICS", "MeasureSettings", "measure"]
+__all__ = ["METRICS", "LatencyProbe", "MeasureSettings", "measure"]
 
 
 def __getattr__(name: str) -> Any:
@@ -16,6 +16,10 @@ def __getattr__(name: str) -> Any:
         from edgeslim.measure.api import measure
 
         return measure
+    if name == "LatencyProbe":
+        from edgeslim.measure.probe import LatencyProbe
+
+        return LatencyProbe
     if name == "MeasureSettings":
         from edgeslim.measure.settings import MeasureSettings
 

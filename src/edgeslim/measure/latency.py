@@ -141,6 +141,60 @@ def warm_and_time(run, feed: dict, settings: dict) -> np.ndarray:
     return time_runs(run, feed, settings["runs"], settings["min_runs"], settings["max_seconds"])
 
 
+ROUNDS = 5  # a latency table's variants are timed in turns: drift on the host hits them alike
+WARM_S = 0.5  # every variant runs in turns this long before any is timed
+
+
+def latency_of_files(ctx: RuntimeContext, paths: list[str]) -> list[dict]:
+    """Batch-1 p50 and p95 of each model file, for a latency table: every file loaded first,
+    then timed in ``ROUNDS`` turns of ``runs / ROUNDS`` calls each, so that a slow spell of the
+    host falls on every variant, not on whichever was timed then; and all of them run in turns
+    for ``WARM_S`` first (the first models a fresh worker timed ran 25% slow here). A file the
+    runtime refuses gets its one-line reason instead."""
+    s = ctx.settings
+    loaded: list[tuple | str] = []
+    for path in paths:
+        try:
+            session = ctx.session(path)
+            sample = {session.input_name: next(ctx.batches(session, ctx.x[:1]))[0]}
+            run, feed = timed_call(session, sample)
+            for _ in range(s["warmup_runs"]):
+                run(None, feed)
+            loaded.append((run, feed))
+        except Exception as exc:
+            loaded.append(" ".join(f"{type(exc).__name__}: {exc}".split()))
+    ready = [entry for entry in loaded if isinstance(entry, tuple)]
+    deadline = time.perf_counter() + WARM_S  # a fresh worker's first calls run slow: not timed
+    while ready and time.perf_counter() < deadline:
+        for run, feed in ready:
+            run(None, feed)
+    samples: list[list[np.ndarray]] = [[] for _ in paths]
+    per_round = max(1, s["runs"] // ROUNDS)
+    for _ in range(ROUNDS):
+        for index, entry in enumerate(loaded):
+            if isinstance(entry, tuple):
+                run, feed = entry
+                samples[index].append(
+                    time_runs(run, feed, per_round, per_round, s["max_seconds"] / ROUNDS)
+                )
+    figures = []
+    for entry, timings in zip(loaded, samples, strict=True):
+        if isinstance(entry, str):
+            figures.append({"error": entry})
+            continue
+        every = np.concatenate(timings)
+        stats = percentile_stats(every)
+        figures.append(
+            {
+                "latency_p50_ms": stats["latency_p50_ms"],
+                "latency_p95_ms": stats["latency_p95_ms"],
+                "runs": len(every),
+                "timing_noisy": timing_noisy(every),
+            }
+        )
+    return figures
+
+
 def after_network(task: str):
     """Register ``make(ctx, session) -> finish`` as what ``task``'s pipeline does with each
     answer of the network: timed with it, in the latency loop."""

@@ -212,6 +212,27 @@ def reference_memory(request: dict, request_path: str, engine, numpy_version: st
     return {**found, "cached": False}
 
 
+def describe(engine, numpy_version: str, cores: list[int], started: float) -> dict:
+    """What a result says about where and with what it was measured."""
+    return {
+        "runtime": engine.name,
+        "runtime_version": engine.version(),
+        "runtime_details": engine.details(),
+        "numpy_version": numpy_version,
+        "python_version": platform.python_version(),
+        "cores": cores,
+        "torch_loaded_in_worker": "torch" in sys.modules,
+        **machine(),
+        "worker_wall": [round(started, 3), round(time.time(), 3)],  # this machine's clock
+    }
+
+
+def write_result(result: Path, outcome: dict) -> None:
+    partial = result.with_suffix(".part")
+    partial.write_text(json.dumps(outcome))
+    partial.replace(result)  # the parent sees a whole result or none
+
+
 def main(request_path: str) -> int:
     started = time.time()
     request = json.loads(Path(request_path).read_text())
@@ -250,6 +271,11 @@ def main(request_path: str) -> int:
         figures = memory.peak_memory(ctx)
         Path(request["result"]).write_text(json.dumps({"metrics": figures, "info": ctx.info}))
         return 0
+    if request.get("mode") == "latency":  # a latency table's variants: their p50 only
+        ctx.info.update(describe(engine, np.__version__, cores, started))
+        outcome = {"latencies": latency.latency_of_files(ctx, request["models"]), "info": ctx.info}
+        write_result(Path(request["result"]), outcome)
+        return 0
     try:  # before the memory cap: the reference workers would inherit it
         ctx.info["model_memory"] = {
             "method": memory.MODEL_MEMORY_METHOD,
@@ -277,24 +303,9 @@ def main(request_path: str) -> int:
     metrics, not_finite = without_nonfinite(metrics)  # never emitted as figures; said here
     for name, value in not_finite.items():
         print(f"edgeslim worker: {name} came out {value}; left out of the figures", file=sys.stderr)
-    ctx.info.update(
-        {
-            "runtime": engine.name,
-            "runtime_version": engine.version(),
-            "runtime_details": engine.details(),
-            "numpy_version": np.__version__,
-            "python_version": platform.python_version(),
-            "cores": cores,
-            "torch_loaded_in_worker": "torch" in sys.modules,
-            **machine(),
-            "worker_wall": [round(started, 3), round(time.time(), 3)],  # this machine's clock
-        }
-    )
-    result = Path(request["result"])
-    partial = result.with_suffix(".part")
+    ctx.info.update(describe(engine, np.__version__, cores, started))
     outcome = {"metrics": metrics, "errors": errors, "info": ctx.info, "not_finite": not_finite}
-    partial.write_text(json.dumps(outcome))
-    partial.replace(result)  # the parent sees a whole result or none
+    write_result(Path(request["result"]), outcome)
     return 0
 
 
