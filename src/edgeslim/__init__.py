@@ -26,6 +26,7 @@ _EXPORTS = {
     "measure": "edgeslim.measure.api",
     "compress": "edgeslim.recipes",
     "MeasureSettings": "edgeslim.measure.settings",
+    "LatencyProbe": "edgeslim.measure.probe",
     "Budget": "edgeslim.budget",
     "select": "edgeslim.select",
     "run": "edgeslim.experiment",

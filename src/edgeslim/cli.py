@@ -209,15 +209,12 @@ def profile(
         f"{table.predictor.fixed_ms:.4f}",
         f"{table.predictor.fixed_ms / predicted:.0%}",
     )
+    varied = {n for sample in table.samples for n, w in sample["work"].items() if w != baseline[n]}
     for name, ms in sorted(costs.items(), key=lambda item: -item[1]):
         macs, elements = baseline[name]
-        out.add_row(
-            escape(name),
-            f"{int(macs):,}",
-            f"{int(elements):,}",
-            f"{ms:.4f}",
-            f"{ms / predicted:.0%}",
-        )
+        # a layer whose widths never vary cannot be told from the fixed part: counted there
+        cost = (f"{ms:.4f}", f"{ms / predicted:.0%}") if name in varied else ("in fixed", "")
+        out.add_row(escape(name), f"{int(macs):,}", f"{int(elements):,}", *cost)
     console.print(out)
     console.print(
         f"predictor: {summary['held_out_within_10pct']:.0%} of {summary['variants']} variants "

@@ -365,7 +365,7 @@ def latency_ratio_dict(
         raise ConfigError(
             "prune.target: a latency target is measured on a runtime; run the recipe in an "
             "experiment (its runtime, threads and board), or give es.compress a "
-            "probe=es.measure.LatencyProbe(data, settings)"
+            "probe=es.LatencyProbe(data, es.MeasureSettings(runtime=...))"
         )
     table, path, plain, per_mac = latency_table(
         model, data, s, ctx.probe, ctx.show_progress, ctx.say
