@@ -7,10 +7,12 @@ p50 is not lost in the timer's noise) is the model; the tables go to a temporary
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
+import onnxruntime
 import pytest
 
 import edgeslim as es
@@ -115,7 +117,7 @@ def test_tables_are_kept_per_runtime_version_device_and_threads(wide, digits, tm
     two = Counting(LatencyProbe(digits, MeasureSettings(threads=2)))
     _, other = table_of(wide.model, digits, two, variants=8)
     assert other != path and two.timed == 1 + 8 and "threads=2" in two.key()
-    assert table.key.startswith(f"onnxruntime|{__import__('onnxruntime').__version__}|")
+    assert table.key.startswith(f"onnxruntime|{onnxruntime.__version__}|")
 
 
 def test_a_damaged_table_is_rebuilt_and_a_partial_one_resumed(wide, digits, capsys):
@@ -152,9 +154,7 @@ def test_a_target_below_the_fixed_cost_names_the_smallest_latency_measured(wide,
     table, _ = table_of(wide.model, digits, probe, variants=8)
     with pytest.raises(ConfigError, match=r"smallest latency measured .* is \d"):
         LT.check_reachable(table.predictor.fixed_ms * 0.5, table)
-    recipe = [
-        {"prune": {"kind": "structured", "target": {"latency_p50_ms": 1e-4}, "round_to": 8}}
-    ]
+    recipe = [{"prune": {"kind": "structured", "target": {"latency_p50_ms": 1e-4}, "round_to": 8}}]
     with pytest.raises(ConfigError, match="below what no pruning removes"):
         es.compress(wide, digits, [recipe], probe=probe, show_progress=False)
 
@@ -188,7 +188,7 @@ def test_profile_prints_where_the_time_goes_and_writes_the_table(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**__import__("os").environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stderr
     assert "predictor:" in done.stdout and "within 10% held out" in done.stdout
