@@ -42,6 +42,10 @@ MAX_RATIO = 0.85
 FOLDS = 4
 
 
+class OutOfReach(ConfigError):
+    """The latency target cannot be met with the widths allowed (a finer multiple may)."""
+
+
 class Timed(Protocol):
     p50_ms: float | None
     error: str | None
@@ -357,7 +361,7 @@ def check_reachable(target_ms: float, table: LatencyTable) -> None:
     """A target below what no pruning removes (the runtime's per-call cost and the layers kept
     whole: the predictor's fixed part) is a ConfigError naming the smallest latency measured."""
     if target_ms <= table.predictor.fixed_ms:
-        raise ConfigError(
+        raise OutOfReach(
             f"prune.target: {target_ms:.4g} ms is below what no pruning removes on "
             f"{table.key.split('|')[0]} ({table.predictor.fixed_ms:.4g} ms: the runtime's "
             f"per-call cost and the layers kept whole); the smallest latency measured for this "

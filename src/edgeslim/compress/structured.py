@@ -367,23 +367,38 @@ def latency_ratio_dict(
             "experiment (its runtime, threads and board), or give es.compress a "
             "probe=es.LatencyProbe(data, es.MeasureSettings(runtime=...))"
         )
-    table, path, plain, per_mac = latency_table(
-        model, data, s, ctx.probe, ctx.show_progress, ctx.say
-    )
-    target_ms = s.target.ms(table.baseline_ms)
-    LT.check_reachable(target_ms, table)
-    sensitivity = layer_sensitivity(model, data, plain, show_progress=ctx.show_progress)
-    ratios, info = T.choose(
-        model,
-        example_input(data),
-        table,
-        sensitivity,
-        lambda r: pruned_copy(model, data, plain, r),
-        ctx.probe,
-        target_ms,
-        fraction=s.target.latency is not None,
-        say=ctx.say,
-    )
+    finer: list[int] = []  # multiples given up: the target was out of reach with them
+    per_mac: dict = {}
+    given = s.round_to is not None  # the user's multiple is kept, reachable or not
+    while True:
+        table, path, plain, measured = latency_table(
+            model, data, s, ctx.probe, ctx.show_progress, ctx.say
+        )
+        per_mac = per_mac or measured
+        target_ms = s.target.ms(table.baseline_ms)
+        try:
+            LT.check_reachable(target_ms, table)
+            sensitivity = layer_sensitivity(model, data, plain, show_progress=ctx.show_progress)
+            ratios, info = T.choose(
+                model,
+                example_input(data),
+                table,
+                sensitivity,
+                lambda r, plain=plain: pruned_copy(model, data, plain, r),
+                ctx.probe,
+                target_ms,
+                fraction=s.target.latency is not None,
+                say=ctx.say,
+            )
+            break
+        except LT.OutOfReach as exc:
+            if given or plain.round_to < 2:
+                raise
+            ctx.say(f"{exc}; trying widths in multiples of {plain.round_to // 2}")
+            finer.append(plain.round_to)
+            s = s.model_copy(update={"round_to": plain.round_to // 2})
+    if finer:
+        info["round_to_out_of_reach"] = finer
     info["table"] = {**table.summary(), "file": str(path)}
     info["ratios"] = {n: round(r, 3) for n, r in ratios.items()}
     info["round_to"] = plain.round_to

@@ -20,9 +20,9 @@ from collections.abc import Callable
 import numpy as np
 from torch import nn
 
-from edgeslim.compress.latency_table import LatencyTable, Probe, layer_work
+from edgeslim.compress.latency_table import LatencyTable, OutOfReach, Probe, layer_work
 from edgeslim.compress.sensitivity import Sensitivity
-from edgeslim.errors import ConfigError, MeasurementError
+from edgeslim.errors import MeasurementError
 
 GRID = np.round(np.arange(0.0, 0.9001, 0.05), 2)  # ratios the allocation moves between
 ROUNDS = 4  # measured corrections at most
@@ -125,11 +125,12 @@ def choose(
     last = rounds[-1]
     if last["reached_ms"] > target_ms * (1 + TOLERANCE):
         closest = min(r["reached_ms"] for r in rounds)
-        raise ConfigError(
+        raise OutOfReach(
             f"prune.target: {target_ms:.4g} ms is out of reach on {probe.runtime} with the "
             f"layers this pruning may narrow; the closest measured was {closest:.4g} ms "
             f"(baseline {table.baseline_ms:.4g} ms)"
         )
+    chosen = pruned(ratios)
     info = {
         "runtime": probe.runtime,
         "target_ms": round(target_ms, 5),
@@ -142,5 +143,15 @@ def choose(
             last["predicted_ms"] * base_now.p50_ms / table.baseline_ms / last["measured_ms"] - 1, 4
         ),
         "rounds": rounds,
+        # where the time goes, predicted per layer: the report's chart of baseline against this
+        "layers_ms": {
+            "fixed": round(predictor.fixed_ms, 5),
+            "baseline": rounded(predictor.breakdown(layer_work(model, example))),
+            "pruned": rounded(predictor.breakdown(layer_work(chosen, example))),
+        },
     }
     return ratios, info
+
+
+def rounded(costs: dict[str, float]) -> dict[str, float]:
+    return {name: round(ms, 5) for name, ms in costs.items()}
