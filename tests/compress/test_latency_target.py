@@ -159,6 +159,25 @@ def test_a_target_below_the_fixed_cost_names_the_smallest_latency_measured(wide,
         es.compress(wide, digits, [recipe], probe=probe, show_progress=False)
 
 
+def test_out_of_reach_with_the_favoured_multiple_tries_a_finer_one(wide, digits, monkeypatch):
+    """The runtime's favoured multiple may leave small layers whole: when the target is out of
+    reach with it, the next finer multiple is tried (and said in the record)."""
+    real, refused = LT.check_reachable, []
+
+    def once_out_of_reach(target_ms, table):
+        if not refused:
+            refused.append(target_ms)
+            raise LT.OutOfReach("prune.target: out of reach (first multiple)")
+        real(target_ms, table)
+
+    monkeypatch.setattr(LT, "check_reachable", once_out_of_reach)
+    recipe = [{"prune": {"kind": "structured", "target": {"latency": 0.7}, "epochs_per_step": 1}}]
+    [pruned] = es.compress(wide, digits, [recipe], probe=LatencyProbe(digits), show_progress=False)
+    said = pruned.step("prune")["result"]["latency"]
+    [given_up] = said["round_to_out_of_reach"]
+    assert said["round_to"] == given_up // 2
+
+
 def test_bad_latency_targets_are_config_errors(wide, digits):
     target = {"prune": {"kind": "structured", "target": {"latency": 0.5}}}
     with pytest.raises(ConfigError, match="measured on a runtime"):
@@ -195,3 +214,41 @@ def test_profile_prints_where_the_time_goes_and_writes_the_table(tmp_path):
     assert "(fixed: per call, layers kept whole)" in done.stdout
     table = json.loads(out.read_text())
     assert table["complete"] and table["summary"]["variants"] == len(table["samples"])
+
+
+def wide_small_cnn(spec):
+    """The experiment's model: the zoo's small CNN, four times as wide."""
+    return es.models.build("small-cnn", spec, width=4.0)
+
+
+def test_an_experiment_prunes_to_a_latency_target_on_its_runtime_and_reports_it(tmp_path):
+    from edgeslim import config
+    from edgeslim.report.latency import latency_rows
+    from tests.experiments import experiment_dict
+
+    exp = experiment_dict(
+        "latency",
+        model="tests.compress.test_latency_target:wide_small_cnn",
+        train={"epochs": 4},
+        candidates=[
+            {
+                "name": "fast",
+                "recipe": [
+                    {"prune": {"kind": "structured", "target": {"latency": 0.6}}},
+                    {"finetune": {"epochs": 1}},
+                ],
+            }
+        ],
+    )
+    said: list[str] = []
+    outcome = es.run(config.parse(exp), tmp_path, say=said.append, show_progress=False)
+    [record] = [r for r in outcome.records if r["name"] == "fast"]
+    assert record["status"] == "ok", record.get("error")
+    latency = record["recipe"][1]["prune"]["result"]["latency"]
+    assert latency["runtime"] == "onnxruntime" and latency["measured_speedup"] >= 1 / 0.6 / 1.1
+    [row] = latency_rows(outcome.records)
+    assert row[0] == "fast" and row[2] == f"{latency['target_ms']:.4g}"
+    report = outcome.reports["markdown"].read_text()
+    assert "## Latency targets: predicted against measured" in report
+    html = outcome.reports["html"].read_text()
+    assert "latency-layers" in html and "predicted ms per layer" in html

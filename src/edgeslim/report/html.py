@@ -29,6 +29,8 @@ from edgeslim.report.columns import (
     why_not,
 )
 from edgeslim.report.detections import detections_html
+from edgeslim.report.latency import HEADER as LATENCY_HEADER
+from edgeslim.report.latency import latency_rows, layer_costs
 from edgeslim.report.runtimes import (
     legend,
     runtimes_in,
@@ -277,6 +279,35 @@ def layer_plot(record: dict[str, Any] | None) -> str:
     return figure_html(fig, "layers")
 
 
+def latency_html(records: list[dict[str, Any]], selection: Selection) -> str:
+    """Predicted against measured for every candidate with a latency target, and where the
+    time goes per layer in the baseline against the recommended model (or the first such)."""
+    rows = latency_rows(records)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{esc(h)}</th>" for h in LATENCY_HEADER)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    shown = selection.recommended if layer_costs(selection.recommended)[0] else None
+    shown = shown or next(r for r in records if layer_costs(r)[0])
+    name, baseline, pruned = layer_costs(shown)
+    fig = go.Figure(
+        [
+            go.Bar(x=list(baseline), y=list(baseline.values()), name="baseline"),
+            go.Bar(x=list(pruned), y=[pruned.get(n, 0.0) for n in baseline], name=name),
+        ]
+    )
+    fig.update_layout(
+        title=f"predicted ms per layer on the runtime: baseline against {name}",
+        yaxis_title="ms (latency table's predictor)",
+        barmode="group",
+    )
+    return (
+        "<h2>Latency targets: predicted against measured</h2>"
+        f"<div class='scroll'><table><tr>{head}</tr>{body}</table></div>"
+        f"<div class='plot'>{figure_html(fig, 'latency-layers')}</div>"
+    )
+
+
 def table_html(records: list[dict[str, Any]], selection: Selection, metrics: list[str]) -> str:
     """One row per candidate: its name, why it is (not) the recommendation, the device's
     columns (the optimised objective, the budget's bounds, the other objectives), its Pareto
@@ -450,6 +481,7 @@ Objectives (first is optimised): {esc(", ".join(objective_names))}.</p>
 Pareto rank 1 is the front over the objectives.</p>
 <div class="scroll">{table_html(records, selection, metrics)}</div>
 {runtimes_html(records, selection)}
+{latency_html(records, selection)}
 {detections_html(examples, records, selection.recommended)}
 {f"<h2>Failed candidates</h2><ul>{failures}</ul>" if failed else ""}
 <h2>Recommended model, layer by layer</h2>

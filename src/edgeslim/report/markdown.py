@@ -16,6 +16,8 @@ from edgeslim.report.columns import (
     recipe_text,
     why_not,
 )
+from edgeslim.report.latency import HEADER as LATENCY_HEADER
+from edgeslim.report.latency import latency_rows
 from edgeslim.report.runtimes import legend, runtimes_in, same_candidate_table, unshown_savings
 from edgeslim.select import Selection, device_metrics
 
@@ -85,6 +87,10 @@ def render_markdown(
         lines += ["", "## The same candidate on every runtime", ""]
         lines += [legend(selection), ""]
         lines += markdown_table(header, table)
+    targets = latency_rows(records)
+    if targets:
+        lines += ["", "## Latency targets: predicted against measured", ""]
+        lines += markdown_table(LATENCY_HEADER, targets)
     flags = unshown_savings(records)
     if flags:
         lines += ["", "## Savings the runtime did not show", ""]
