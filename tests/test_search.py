@@ -663,3 +663,24 @@ class TestConstraintsAndResume:
         assert latest["trial-0004"]["measured_elsewhere"] == {}  # no timings there
         assert latest["trial-0004"]["remeasured_from"] == "far"
         assert len(folder.read()) == 8  # two records added, nothing else
+
+
+def test_latency_targeted_pruning_is_a_search_dimension():
+    from edgeslim.compress import resolve
+    from edgeslim.search import suggest
+
+    space = config.SpaceConfig(latency_fraction=[0.4, 0.9], finetune_epochs=1)
+    assert "latency_fraction" in space.dimensions()
+    fixed = {"distill": False, "quantize": "none", "latency_fraction": 0.55}
+    recipe = suggest(optuna.trial.FixedTrial(fixed), space, None)
+    assert recipe[0] == {"prune": {"kind": "structured", "target": {"latency": 0.55}}}
+    assert recipe[1] == {"finetune": {"epochs": 1}}
+    resolve(recipe[0])  # a step the pipeline accepts
+    with pytest.raises(ConfigError, match="structured_ratio or latency_fraction"):
+        config.parse(
+            {
+                "name": "x",
+                "model": "small-cnn",
+                "search": {"space": {"structured_ratio": [0.1, 0.5], "latency_fraction": [0.4, 1]}},
+            }
+        )

@@ -152,6 +152,11 @@ class SpaceConfig(Strict):
     """What a search may choose; a range is ``[low, high]``, a choice a list."""
 
     structured_ratio: tuple[float, float] | None = None
+    latency_fraction: tuple[float, float] | None = Field(
+        None,
+        description="structured pruning to this fraction of the baseline's measured p50 on the "
+        "runtime (prune target latency), instead of a channel ratio",
+    )
     sparsity: tuple[float, float] | None = None
     quantize: list[Literal[QUANTIZE_CHOICES]] = ["none"]  # type: ignore[valid-type]
     distill: list[bool] = [False]
@@ -166,6 +171,7 @@ class SpaceConfig(Strict):
     def ranges(self) -> SpaceConfig:
         bounds = {
             "structured_ratio": (0.0, 0.95),
+            "latency_fraction": (0.05, 1.0),
             "sparsity": (0.0, 0.99),
             "temperature": (0.1, 100.0),
             "student_width": (0.05, 4.0),
@@ -179,6 +185,8 @@ class SpaceConfig(Strict):
                 )
         if not self.quantize or not self.distill or not self.clusters:
             raise ValueError("quantize, distill and clusters each need at least one choice")
+        if self.structured_ratio is not None and self.latency_fraction is not None:
+            raise ValueError("structured_ratio or latency_fraction: both prune channels")
         if any(c != 0 and not 2 <= c <= 256 for c in self.clusters):
             raise ValueError(f"clusters: 0 (none) or 2 to 256 each, got {self.clusters}")
         return self
@@ -187,7 +195,13 @@ class SpaceConfig(Strict):
         """The settings that actually vary: a search over none of them is no search."""
         varying = [
             name
-            for name in ("structured_ratio", "sparsity", "temperature", "student_width")
+            for name in (
+                "structured_ratio",
+                "latency_fraction",
+                "sparsity",
+                "temperature",
+                "student_width",
+            )
             if getattr(self, name) is not None and getattr(self, name)[0] < getattr(self, name)[1]
         ]
         varying += [
@@ -215,8 +229,9 @@ class SearchConfig(Strict):
     def something_to_search(self) -> SearchConfig:
         if not self.space.dimensions():
             raise ValueError(
-                "space: nothing varies; give at least one range (structured_ratio, sparsity, "
-                "temperature, student_width) or a choice of two or more (quantize, distill)"
+                "space: nothing varies; give at least one range (structured_ratio, "
+                "latency_fraction, sparsity, temperature, student_width) or a choice of two or "
+                "more (quantize, distill)"
             )
         return self
 

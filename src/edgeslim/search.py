@@ -83,6 +83,10 @@ def suggest(trial: optuna.Trial, space: SpaceConfig, student_model: str | None) 
     ratio = ranged("structured_ratio")
     if ratio is not None and ratio >= 0.01:
         recipe.append({"prune": {"kind": "structured", "ratio": round(ratio, 4)}})
+    fraction = ranged("latency_fraction")  # widths chosen by measured latency on the runtime
+    if fraction is not None and fraction <= 0.99:
+        target = {"latency": round(fraction, 4)}
+        recipe.append({"prune": {"kind": "structured", "target": target}})
     sparsity = ranged("sparsity")
     if sparsity is not None and sparsity >= 0.01:
         recipe.append({"prune": {"kind": "unstructured", "sparsity": round(sparsity, 4)}})
