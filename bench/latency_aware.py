@@ -1,6 +1,7 @@
 """Design by measurement: latency tables, their predictor, and pruning to a latency target.
 
     python bench/latency_aware.py [--quick] [--models resnet8,mobilenet-v1] [--runtimes onnxruntime]
+    python bench/run_all.py --only latency   # resnet8 and mobilenet-v1 on ONNX Runtime
 
 Fashion-MNIST, batch 1, one thread, one pinned core. For each model and runtime:
 
@@ -186,8 +187,22 @@ def run(bench: Bench, models: list[str], runtimes: list[str]) -> Section:
             probe = LatencyProbe(bench.data, MeasureSettings(runtime=runtime))
             predictor.rows.append(predictor_row(bench, base, probe, name))
             targets.rows.extend(target_rows(bench, base, probe, name))
-            print_section(Section([predictor, targets]))
+            print(f"{name} on {runtime}: done", flush=True)
     return Section([predictor, targets])
+
+
+def run_default(bench: Bench) -> Section:
+    """run_all's section: resnet8 and mobilenet-v1 on ONNX Runtime, tables built afresh."""
+    with tempfile.TemporaryDirectory(prefix="edgeslim-bench-cache-") as cache:
+        previous = os.environ.get("XDG_CACHE_HOME")
+        os.environ["XDG_CACHE_HOME"] = cache
+        try:
+            return run(bench, ["resnet8", "mobilenet-v1"], ["onnxruntime"])
+        finally:
+            if previous is None:
+                os.environ.pop("XDG_CACHE_HOME")
+            else:
+                os.environ["XDG_CACHE_HOME"] = previous
 
 
 def main() -> None:
@@ -199,7 +214,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edgeslim-bench-cache-") as cache:
         os.environ["XDG_CACHE_HOME"] = cache  # every table built here, and timed
         bench = Bench.create(args.quick)
-        run(bench, args.models.split(","), args.runtimes.split(","))
+        print_section(run(bench, args.models.split(","), args.runtimes.split(",")))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ sections were rerun, when and at which git revision, so no figure's origin is lo
 
 Sections: the headline (edgeslim's recommendation under a storage and latency budget),
 quantization against NNCF / PyTorch / ONNX Runtime defaults, static INT8 with cross-layer
-equalisation and bias correction, structured pruning against
-Torch-Pruning, the compression ratio against Deep Compression, the runtimes, transformers against
+equalisation and bias correction, structured pruning against Torch-Pruning, the compression ratio
+against Deep Compression, the runtimes, latency-targeted pruning against Torch-Pruning's defaults
+and MACs-ratio pruning at the same measured speed-up, transformers against
 Torch-Pruning's ViT example, object detection (centernet on the built-in scenes) against
 NNCF, ONNX Runtime's quantizer and Torch-Pruning, and the physical limit of this core. A
 section that fails is reported in the file with its error, and the others still run; the
@@ -37,6 +38,7 @@ import compression_ratio
 import detection
 import distillation
 import headline
+import latency_aware
 import peers_pruning
 import peers_quantization
 import physical_limit
@@ -115,6 +117,7 @@ def sections_of(speeds: list) -> dict[str, tuple[str, Callable[[Bench], Section]
         "runtimes": ("Runtimes", runtimes.run),
         "transformers": ("Transformers", transformers.run),
         "detection": ("Object detection", detection.run),
+        "latency": ("Latency-aware design", latency_aware.run_default),
         "limit": ("Physical limit", limit),
     }
 
