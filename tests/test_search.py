@@ -684,3 +684,66 @@ def test_latency_targeted_pruning_is_a_search_dimension():
                 "search": {"space": {"structured_ratio": [0.1, 0.5], "latency_fraction": [0.4, 1]}},
             }
         )
+
+
+def test_a_trials_latency_is_known_before_it_is_built_only_when_nothing_else_changes_speed():
+    from edgeslim.budget import Budget
+    from edgeslim.search import LANDS_BELOW, latency_fraction, predicted_misses
+
+    target = {"prune": {"kind": "structured", "target": {"latency": 0.5}}}
+    assert latency_fraction([target, {"finetune": {"epochs": 1}}]) == 0.5
+    assert latency_fraction([target, {"distill": {"epochs": 1, "temperature": 4}}]) == 0.5
+    assert latency_fraction([{"finetune": {"epochs": 1}}]) is None  # no target: nothing known
+    student = {"distill": {"epochs": 1, "student": {"model": "small-cnn", "width": 0.5}}}
+    for other in (
+        student,  # the fraction is of the student's p50, unknown until it is built
+        {"quantize": {"kind": "int8-static"}},
+        {"qat": {"bits": 8, "epochs": 1}},
+        {"prune": {"kind": "unstructured", "sparsity": 0.5}},  # sparse kernels may run faster
+        {"prune": {"kind": "structured", "ratio": 0.3}},
+        {"cluster": {"clusters": 16, "epochs": 1}},
+    ):
+        assert latency_fraction([target, other]) is None, other
+
+    budget = Budget(latency_p95_ms=1.0, storage_kb=10, accuracy=">= 0.9")
+    assert predicted_misses(1.0 / (1 - LANDS_BELOW) * 1.01, budget) == ["latency_p95_ms <= 1"]
+    assert predicted_misses(1.0 / (1 - LANDS_BELOW) * 0.99, budget) == []  # may land under it
+    mean = Budget(storage_kb=10, latency_mean_ms=1)  # a mean may lie below the p50
+    assert predicted_misses(100.0, mean) == []
+
+
+@pytest.mark.slow
+def test_a_trial_predicted_out_of_the_latency_budget_is_recorded_as_such_and_not_built(
+    first_run, tmp_path
+):
+    experiment = config.parse(
+        {
+            **search_experiment("predicted").to_dict(),
+            "budget": {"latency_p95_ms": "<= 0.0001", "storage_kb": "<= 60"},
+            "search": {
+                "space": {"latency_fraction": [0.3, 0.9], "finetune_epochs": 1},
+                "trials": 3,
+                "sampler": "random",
+            },
+        }
+    )
+    folder = reuse_baseline(first_run, RunFolder(tmp_path, "predicted"))
+    said: list[str] = []
+    outcome = run_search(experiment, str(tmp_path), say=said.append, show_progress=False)
+    trials = [r for r in outcome.records if "trial" in r]
+    assert len(trials) == 3
+    baselines = {r["predicted"]["baseline_p50_ms"] for r in trials}
+    assert len(baselines) == 1 and 0 < baselines.pop() < 10  # timed once, on the runtime
+    for record in trials:
+        predicted = record["predicted"]
+        assert record["status"] == "does-not-fit"
+        assert record["does_not_fit"].startswith("predicted, not measured")
+        assert predicted["fraction"] == pytest.approx(record["params"]["latency_fraction"], 1e-3)
+        assert predicted["latency_p50_ms"] == pytest.approx(
+            predicted["fraction"] * predicted["baseline_p50_ms"], rel=1e-3
+        )
+        assert "latency_p50_ms" not in record  # nothing measured
+    assert not list(folder.artifacts.glob("trial-*"))  # nothing built
+    assert sum("predicted, not measured" in line for line in said) == 3
+    report = (folder.path / "report.md").read_text()
+    assert "predicted, not measured" in report

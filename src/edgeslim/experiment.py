@@ -230,7 +230,7 @@ class Runner:
             base=base,
             show_progress=self.show_progress,
             device=self.config.train.device,
-            probe=LatencyProbe(self.data, replace(self.settings, runtime=self.runtime), self.board),
+            probe=self.probe(),
             say=self.say,
         )
         return self.timed(
@@ -363,6 +363,11 @@ class Runner:
     @property
     def runtime(self) -> str:
         return self.experiment.runtimes[0]
+
+    def probe(self) -> LatencyProbe:
+        """Times models on the experiment's first runtime, here or on its board: the latency
+        tables of latency targets, and a search trial's predicted latency."""
+        return LatencyProbe(self.data, replace(self.settings, runtime=self.runtime), self.board)
 
     def evaluate_one(
         self, name: str, recipe: list[dict[str, Any]], plan: list | None, label: str

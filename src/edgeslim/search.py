@@ -55,6 +55,13 @@ QUANTIZE_KINDS = {
     "weight-mixed": "mixed",  # INT4/INT8 per layer, within quantize.mixed's default max_drop
 }
 QAT_BITS = {"qat-int8": 8, "qat-int4": 4}  # trained for the width, distilling when the trial does
+# every percentile of a model's latency is at least its p50, so a p50 over any of these bounds
+# breaks it: what a trial's predicted p50 is held to
+PERCENTILES = ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms")
+# how far under its target a latency-targeted model may land (the allocation's grid of ratios,
+# the host's drift between timings): a prediction rules a trial out only past this margin
+LANDS_BELOW = 0.15
+SPEED_KEPT = ("finetune", "distill")  # steps that train the same layers, never resize them
 STALE = "worker stopped sending heartbeats (killed or lost) in the middle of this trial"
 
 
@@ -120,6 +127,32 @@ def constraint_values(record: dict[str, Any], budget: Budget) -> list[float]:
             continue
         values.append(bound.relative(bound.overshoot(measured)))
     return values
+
+
+def latency_fraction(recipe: list[dict[str, Any]]) -> float | None:
+    """The fraction of the baseline's p50 a trial will run at, known before it is built when its
+    recipe prunes to a latency fraction and nothing else in it changes the speed (fine-tuning,
+    distilling into the same model); None when the recipe does more than that."""
+    fraction = None
+    for step in recipe:
+        [(kind, settings)] = step.items()
+        target = (settings.get("target") or {}) if kind == "prune" else {}
+        if target.get("latency") is not None:
+            fraction = float(target["latency"])
+        elif kind not in SPEED_KEPT or "student" in settings:
+            return None
+    return fraction
+
+
+def predicted_misses(predicted_p50_ms: float, budget: Budget) -> list[str]:
+    """The latency bounds a model of this p50 breaks even landing LANDS_BELOW under it."""
+    return [
+        str(bound)
+        for bound in budget.bounds
+        if bound.metric in PERCENTILES
+        and bound.op == "<="
+        and predicted_p50_ms * (1 - LANDS_BELOW) > bound.value
+    ]
 
 
 def sampler_seed(search: SearchConfig, trials_so_far: int, salt: int = 0) -> int:
@@ -211,6 +244,7 @@ class Trials:
         self.runner = runner
         self.until = until
         self.student = student_model(experiment)
+        self.baseline_ms: float | None = None  # its p50 on the runtime, timed once when needed
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         if trial.number >= self.until:  # another worker already started the last one
@@ -227,13 +261,8 @@ class Trials:
             trial.set_user_attr("record", duplicate)
             self.runner.say(f"{label}: the same settings as {source}; not built again")
             raise optuna.TrialPruned(f"the same settings as {source}")
-        try:
-            try:
-                plan = validate(self.runner.base, recipe, self.runner.data, name)
-            except ConfigError as exc:  # a sampled combination the model cannot take
-                record = self.runner.failure(name, self.runner.runtime, "", recipe, "validate", exc)
-            else:
-                record = self.runner.evaluate_one(name, recipe, plan, label)
+        try:  # a measurement that a prediction shows wasted is not made
+            record = self.predicted_out_of_budget(name, recipe) or self.built(name, recipe, label)
         except (KeyboardInterrupt, SystemExit):
             stopped(trial)
             raise
@@ -254,6 +283,62 @@ class Trials:
         if record["status"] != "ok":
             raise TrialFailed(record.get("error") or record.get("does_not_fit"))
         return [float(record[metric]) for metric in self.experiment.config.objectives]
+
+    def built(self, name: str, recipe: list[dict], label: str) -> dict[str, Any]:
+        """The trial's candidate built and measured, or a failed record for a sampled
+        combination the model cannot take."""
+        try:
+            plan = validate(self.runner.base, recipe, self.runner.data, name)
+        except ConfigError as exc:
+            return self.runner.failure(name, self.runner.runtime, "", recipe, "validate", exc)
+        return self.runner.evaluate_one(name, recipe, plan, label)
+
+    def predicted_out_of_budget(self, name: str, recipe: list[dict]) -> dict[str, Any] | None:
+        """A does-not-fit record, built and measured nothing, for a trial pruned to a latency
+        fraction that cannot meet the budget's latency bounds; None for any other trial."""
+        fraction = latency_fraction(recipe)
+        if fraction is None or not predicted_misses(float("inf"), self.experiment.budget):
+            return None  # not predictable, or no latency bound to break
+        baseline = self.baseline_p50_ms()
+        if baseline is None:
+            return None
+        predicted = fraction * baseline
+        missed = predicted_misses(predicted, self.experiment.budget)
+        if not missed:
+            return None
+        runtime = self.runner.runtime
+        return {
+            "name": self.experiment.record_name(name, runtime),
+            "candidate": name,
+            "runtime": runtime,
+            "spec_hash": "",
+            "recipe": recipe,
+            "status": "does-not-fit",
+            "does_not_fit": (
+                f"predicted, not measured: a p50 of {predicted:.4g} ms ({fraction:g} x the "
+                f"baseline's {baseline:.4g} ms on {runtime}) breaks {', '.join(missed)} even "
+                f"{LANDS_BELOW:.0%} under its target"
+            ),
+            "predicted": {
+                "latency_p50_ms": round(predicted, 5),
+                "baseline_p50_ms": round(baseline, 5),
+                "fraction": fraction,
+            },
+        }
+
+    def baseline_p50_ms(self) -> float | None:
+        """The baseline's p50 on the runtime (here or on the board), timed once per worker;
+        None, said once, when it cannot be timed (the trials are then built and measured)."""
+        if self.baseline_ms is None:
+            [timed] = self.runner.probe()([self.runner.base.model])
+            if timed.p50_ms is None:
+                self.runner.say(
+                    f"no latency predictions: the baseline was not timed ({timed.error})"
+                )
+                self.baseline_ms = float("nan")
+            else:
+                self.baseline_ms = timed.p50_ms
+        return self.baseline_ms if is_figure(self.baseline_ms) else None
 
 
 def stopped(trial: optuna.Trial) -> None:
