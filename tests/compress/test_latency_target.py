@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import onnxruntime
 import pytest
+import torch
 
 import edgeslim as es
 from edgeslim.compress import latency_table as LT
@@ -28,7 +29,6 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def wide(digits):
-    torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     model = es.models.build("small-cnn", digits.spec, width=4.0)
     return es.train(model, digits, epochs=8, show_progress=False)
