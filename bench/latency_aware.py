@@ -19,10 +19,13 @@ Fashion-MNIST, batch 1, one thread, one pinned core. For each model and runtime:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from unittest import mock
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
@@ -195,16 +198,18 @@ def run_default(bench: Bench) -> Section:
     """run_all's section: resnet8 and mobilenet-v1 on ONNX Runtime (resnet8 alone when quick:
     CI's check that the section completes), tables built afresh."""
     models = ["resnet8"] if bench.quick else ["resnet8", "mobilenet-v1"]
-    with tempfile.TemporaryDirectory(prefix="edgeslim-bench-cache-") as cache:
-        previous = os.environ.get("XDG_CACHE_HOME")
-        os.environ["XDG_CACHE_HOME"] = cache
-        try:
-            return run(bench, models, ["onnxruntime"])
-        finally:
-            if previous is None:
-                os.environ.pop("XDG_CACHE_HOME")
-            else:
-                os.environ["XDG_CACHE_HOME"] = previous
+    with fresh_tables():
+        return run(bench, models, ["onnxruntime"])
+
+
+@contextlib.contextmanager
+def fresh_tables() -> Iterator[None]:
+    """An empty latency-table cache for the duration, so every table is built here, and timed."""
+    with (
+        tempfile.TemporaryDirectory(prefix="edgeslim-bench-cache-") as cache,
+        mock.patch.dict(os.environ, {"XDG_CACHE_HOME": cache}),
+    ):
+        yield
 
 
 def main() -> None:
@@ -213,8 +218,7 @@ def main() -> None:
     parser.add_argument("--models", default="resnet8,mobilenet-v1,vit")
     parser.add_argument("--runtimes", default="onnxruntime,litert")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="edgeslim-bench-cache-") as cache:
-        os.environ["XDG_CACHE_HOME"] = cache  # every table built here, and timed
+    with fresh_tables():
         bench = Bench.create(args.quick)
         print_section(run(bench, args.models.split(","), args.runtimes.split(",")))
 

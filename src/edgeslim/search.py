@@ -27,7 +27,7 @@ import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from edgeslim import interrupts
-from edgeslim.budget import Budget
+from edgeslim.budget import Bound, Budget
 from edgeslim.config import Experiment, SearchConfig, SpaceConfig, parse
 from edgeslim.errors import ConfigError
 from edgeslim.experiment import Runner, describe, jsonable
@@ -144,15 +144,15 @@ def latency_fraction(recipe: list[dict[str, Any]]) -> float | None:
     return fraction
 
 
+def latency_bounds(budget: Budget) -> list[Bound]:
+    """The budget's upper bounds on a latency percentile: those a predicted p50 can break."""
+    return [b for b in budget.bounds if b.metric in PERCENTILES and b.op == "<="]
+
+
 def predicted_misses(predicted_p50_ms: float, budget: Budget) -> list[str]:
     """The latency bounds a model of this p50 breaks even landing LANDS_BELOW under it."""
-    return [
-        str(bound)
-        for bound in budget.bounds
-        if bound.metric in PERCENTILES
-        and bound.op == "<="
-        and predicted_p50_ms * (1 - LANDS_BELOW) > bound.value
-    ]
+    lands = predicted_p50_ms * (1 - LANDS_BELOW)
+    return [str(bound) for bound in latency_bounds(budget) if lands > bound.value]
 
 
 def sampler_seed(search: SearchConfig, trials_so_far: int, salt: int = 0) -> int:
@@ -297,7 +297,7 @@ class Trials:
         """A does-not-fit record, built and measured nothing, for a trial pruned to a latency
         fraction that cannot meet the budget's latency bounds; None for any other trial."""
         fraction = latency_fraction(recipe)
-        if fraction is None or not predicted_misses(float("inf"), self.experiment.budget):
+        if fraction is None or not latency_bounds(self.experiment.budget):
             return None  # not predictable, or no latency bound to break
         baseline = self.baseline_p50_ms()
         if baseline is None:

@@ -95,16 +95,16 @@ def choose(
         savings[layer] = interpolate(alone)
     goal = target_ms
     rounds: list[dict] = []
-    met: dict | None = None  # the round that met the target with the least pruning
+    # the round that met the target with the least pruning, its ratios and its pruned model
+    kept: tuple[dict, dict[str, float], nn.Module] | None = None
     missed_at = met_at = None  # goals whose models missed / met the target: a bracket
 
-    def predict(ratios: dict[str, float]) -> float:
-        return predictor.predict(layer_work(pruned(ratios), example))
+    def shaped(ratios: dict[str, float]) -> tuple[nn.Module, float]:
+        narrowed = pruned(ratios)
+        return narrowed, predictor.predict(layer_work(narrowed, example))
 
     for _ in range(ROUNDS):
-        ratios = fitted(drops, savings, base_pred, goal, predict)
-        candidate = pruned(ratios)
-        predicted = predictor.predict(layer_work(candidate, example))
+        ratios, candidate, predicted = fitted(drops, savings, base_pred, goal, shaped)
         base_now, measured = probe([model, candidate])  # side by side: one host moment
         if measured.p50_ms is None or base_now.p50_ms is None:
             why = measured.error or base_now.error
@@ -120,34 +120,29 @@ def choose(
         }
         rounds.append(this)
         if reached <= target_ms * (1 + TOLERANCE):
-            if met is None or reached > met["reached_ms"]:
-                met = {**this, "ratios": ratios}
+            if kept is None or reached > kept[0]["reached_ms"]:
+                kept = this, ratios, candidate
             if reached >= target_ms * (1 - OVERSHOOT):
                 break  # met, without pruning much more than the target asks
-            met_at = goal
-            say(
-                f"prune: {reached:.4g} ms measured against a {target_ms:.4g} ms target "
-                f"({predicted:.4g} ms predicted); pruning less"
-            )
+            met_at, then = goal, "pruning less"
         else:
-            missed_at = goal
-            say(
-                f"prune: {reached:.4g} ms measured against a {target_ms:.4g} ms target "
-                f"({predicted:.4g} ms predicted); asking for less"
-            )
+            missed_at, then = goal, "asking for less"
+        say(
+            f"prune: {reached:.4g} ms measured against a {target_ms:.4g} ms target "
+            f"({predicted:.4g} ms predicted); {then}"
+        )
         if missed_at is not None and met_at is not None:  # between the two, geometrically
             goal = float(np.sqrt(missed_at * met_at))
         else:  # by what the measurement says the prediction was off
             goal *= target_ms / reached
-    if met is None:
+    if kept is None:
         closest = min(r["reached_ms"] for r in rounds)
         raise OutOfReach(
             f"prune.target: {target_ms:.4g} ms is out of reach on {probe.runtime} with the "
             f"layers this pruning may narrow; the closest measured was {closest:.4g} ms "
             f"(baseline {table.baseline_ms:.4g} ms)"
         )
-    ratios = met.pop("ratios")
-    chosen = pruned(ratios)
+    met, ratios, chosen = kept
     info = {
         "runtime": probe.runtime,
         "target_ms": round(target_ms, 5),
@@ -177,19 +172,19 @@ def fitted(
     savings: dict[str, np.ndarray],
     base_pred: float,
     goal: float,
-    predict: Callable[[dict[str, float]], float],
-) -> dict[str, float]:
-    """The allocation whose whole pruned model is predicted at ``goal``: savings of several
-    layers do not add up exactly, so more is asked for until the prediction meets it."""
+    shaped: Callable[[dict[str, float]], tuple[nn.Module, float]],
+) -> tuple[dict[str, float], nn.Module, float]:
+    """The allocation whose whole pruned model is predicted at ``goal``, with that model and
+    its prediction: savings of several layers do not add up exactly, so more is asked for until
+    the prediction meets it."""
     needed = base_pred - goal
-    ratios: dict[str, float] = {}
     for _ in range(8):
         ratios = allocate(drops, savings, needed)
-        predicted = predict(ratios)
+        narrowed, predicted = shaped(ratios)
         if predicted <= goal * 1.01:
             break
         needed += predicted - goal
-    return ratios
+    return ratios, narrowed, predicted
 
 
 def rounded(costs: dict[str, float]) -> dict[str, float]:

@@ -285,11 +285,11 @@ def latency_html(records: list[dict[str, Any]], selection: Selection) -> str:
     rows = latency_rows(records)
     if not rows:
         return ""
-    head = "".join(f"<th>{esc(h)}</th>" for h in LATENCY_HEADER)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    shown = selection.recommended if layer_costs(selection.recommended)[0] else None
-    shown = shown or next(r for r in records if layer_costs(r)[0])
-    name, baseline, pruned = layer_costs(shown)
+    table = f"<div class='scroll'>{grid_html(LATENCY_HEADER, rows, 'latency')}</div>"
+    charted = (layer_costs(r) for r in (selection.recommended, *records))
+    name, baseline, pruned = next((c for c in charted if c[0]), ("", {}, {}))
+    if not name:  # a record from before the per-layer figures were kept
+        return f"<h2>Latency targets: predicted against measured</h2>{table}"
     fig = go.Figure(
         [
             go.Bar(x=list(baseline), y=list(baseline.values()), name="baseline"),
@@ -302,10 +302,18 @@ def latency_html(records: list[dict[str, Any]], selection: Selection) -> str:
         barmode="group",
     )
     return (
-        "<h2>Latency targets: predicted against measured</h2>"
-        f"<div class='scroll'><table><tr>{head}</tr>{body}</table></div>"
+        f"<h2>Latency targets: predicted against measured</h2>{table}"
         f"<div class='plot'>{figure_html(fig, 'latency-layers')}</div>"
     )
+
+
+def grid_html(header: list[str], rows: list[list[str]], table_id: str) -> str:
+    """A plain table of text cells, escaped."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows
+    )
+    return f"<table id='{table_id}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def table_html(records: list[dict[str, Any]], selection: Selection, metrics: list[str]) -> str:
@@ -384,15 +392,10 @@ def runtimes_html(records: list[dict[str, Any]], selection: Selection) -> str:
     parts = []
     if len(runtimes_in(records)) > 1:
         header, rows = same_candidate_table(records, selection)
-        head = "".join(f"<th>{esc(h)}</th>" for h in header)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows
-        )
         parts.append(
             "<h2>The same candidate on every runtime</h2><p class='muted'>"
             f"{esc(legend(selection))}</p>"
-            f"<div class='scroll'><table id='runtimes'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table></div>"
+            f"<div class='scroll'>{grid_html(header, rows, 'runtimes')}</div>"
         )
     flags = unshown_savings(records)
     if flags:
