@@ -127,6 +127,55 @@ def test_report_rebuilds_from_the_records_alone(first_run):
     assert selection.recommended["name"] == outcome.selection.recommended["name"]
 
 
+def test_a_run_chooses_on_validation_and_reports_the_test_figures_beside_them(first_run):
+    """The budget's accuracy bound, the objectives and the pick read the validation split; the
+    test split's accuracy is in every record and the report, and chose nothing."""
+    _, outcome, _ = first_run
+    selection = outcome.selection
+    assert selection.chosen_on == {"accuracy": "val_accuracy"}
+    assert selection.primary.metric == "val_accuracy"
+    assert "val_accuracy >= 0.9" in selection.budget.describe()
+    for record in outcome.records:
+        if record["status"] == "ok":
+            assert 0 < record["val_accuracy"] <= 1 and 0 < record["accuracy"] <= 1
+            assert record["measured_with"]["val_samples"] == 180
+    best = selection.recommended
+    markdown = outcome.reports["markdown"].read_text()
+    assert (
+        f"chosen on val_accuracy {best['val_accuracy']:.4f} (validation split); reported: "
+        f"accuracy {best['accuracy']:.4f} on the test split"
+    ) in markdown
+    assert "chosen on the validation split (180 samples, carved from the 1,797 digits" in markdown
+    assert "val_accuracy" in outcome.reports["html"].read_text()
+
+
+def test_an_old_run_without_validation_figures_still_reports_and_resumes(first_run, tmp_path):
+    """Records written before validation figures existed: the report and a resumed run choose
+    on the test split as they did, and say so, rather than fail or mix the splits."""
+    _, first, _ = first_run
+    copy = RunFolder(tmp_path, first.folder.name)
+    shutil.copytree(first.folder.path, copy.path)
+    copy.results.unlink()
+    for record in first.folder.read():  # appended again: each line with a valid checksum
+        record = {k: v for k, v in record.items() if not k.startswith("val_")}
+        how = record.get("measured_with") or {}
+        for key in ("val_samples", "validation"):
+            how.pop(key, None)
+        copy.append(record)
+    selection, paths = es.report(copy.path)
+    assert selection.chosen_on == {} and selection.primary.metric == "accuracy"
+    assert selection.recommended["name"] == first.selection.recommended["name"]
+    note = "records have no val_accuracy (measured before edgeslim measured the validation split)"
+    markdown = paths["markdown"].read_text()
+    assert note in markdown
+    assert "chosen on the test split: measured before edgeslim measured the validation" in markdown
+    again = es.run(
+        config.parse(experiment_dict()), tmp_path, say=lambda _: None, show_progress=False
+    )
+    assert again.redone == []  # nothing is rebuilt for want of a validation figure
+    assert note in again.selection.summary()
+
+
 def test_a_second_run_on_the_same_folder_is_refused(first_run):
     runs, outcome, _ = first_run
     with outcome.folder.lock(), pytest.raises(RunLockedError, match="in use"):

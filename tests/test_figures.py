@@ -112,3 +112,8 @@ def test_a_crafted_nan_record_is_flagged_in_the_report_and_not_recommended(first
         "Figures that are not numbers" in page and f"<b>{winner['name']}</b>: accuracy nan" in page
     )
     assert f"**{winner['name']}**: accuracy nan" in paths["markdown"].read_text()
+    # the same on the validation figure, the one the choice reads
+    folder.append({**winner, "val_accuracy": NAN})
+    selection, paths = es.report(folder.path)
+    assert selection.recommended is None and selection.chosen_on == {"accuracy": "val_accuracy"}
+    assert f"**{winner['name']}**: val_accuracy nan" in paths["markdown"].read_text()

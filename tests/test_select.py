@@ -211,6 +211,15 @@ def scored(name: str, right: int, latency: float, storage: float, **extra) -> di
     return with_samples(rec(name, right / 359, latency, storage, **extra))
 
 
+def old_note(lacking: int, having: int) -> str:
+    """The note on records that predate validation figures (these hand-made ones)."""
+    return (
+        f"note: chosen on accuracy, the test split's figure: {lacking} of {having} records have "
+        "no val_accuracy (measured before edgeslim measured the validation split); measure them "
+        "again to choose on validation"
+    )
+
+
 def test_the_summary_names_the_pick_its_bounds_each_runner_up_and_which_are_as_good():
     """a and d both get 347 of 359 right, a faster: a wins. Every record fits and is on the
     front (d is the smallest, b faster, c fastest and smallest), so the runner-ups are d, b, c in
@@ -237,6 +246,7 @@ def test_the_summary_names_the_pick_its_bounds_each_runner_up_and_which_are_as_g
             "behind on accuracy (more than noise)",
             "a's lead in accuracy over d (0 of 359), b (2 of 359) is within the 95% confidence "
             "interval of the difference (Newcombe's score method): each is as good a pick",
+            old_note(4, 4),
         ]
     )
 
@@ -250,15 +260,17 @@ def test_the_summary_of_one_close_runner_up_a_minimised_goal_and_no_budget():
         "  chosen to minimise latency_p95_ms under no budget",
         "runner-ups:",
         "  slow: latency_p95_ms 2, accuracy 0.9666",  # a proportion only: latency has no margin
+        old_note(2, 2),
     ]
     alone = select(records[:1], objectives=["accuracy"])
     assert alone.summary().splitlines() == [
         "recommended: slow",
         "  accuracy 0.9666",
         "  chosen to maximise accuracy under no budget",
+        old_note(1, 1),
     ]
     close = select(records, objectives=["accuracy"])
-    assert close.summary().splitlines()[-1] == (
+    assert close.summary().splitlines()[-2] == (
         "slow's lead in accuracy over fast (2 of 359) is within the 95% confidence interval of "
         "the difference (Newcombe's score method): fast is as good a pick"
     )
@@ -273,6 +285,7 @@ def test_the_summary_when_nothing_fits_or_nothing_was_measured():
             "  b: storage_kb <= 100: measured 110, off by 10 (10%)",
             "  a: storage_kb <= 100: measured 400, off by 300 (300%); accuracy >= 0.9: measured "
             "0.8, off by 0.1 (11%)",
+            old_note(2, 2),
         ]
     )
     failed = [{"name": "x", "status": "failed"}]
@@ -503,3 +516,73 @@ def test_hypervolume_history_reference_and_membership_come_from_fitting_trials_o
         (2, pytest.approx(first + 0.02 * 30)),
         (3, pytest.approx(first + 0.02 * 30)),
     ]
+
+
+# --- choose on validation, report on test ------------------------------------------------------
+
+
+def two_splits(name: str, val: float, test: float, storage: float = 10.0, **extra) -> dict:
+    """A record measured on both splits (180 validation and 359 test samples)."""
+    record = rec(name, test, 1.0, storage, val_accuracy=val, **extra)
+    record["measured_with"] = {"accuracy_samples": 359, "val_samples": 180}
+    return record
+
+
+def test_every_choice_reads_the_validation_figure_and_the_test_one_is_only_reported():
+    """`lucky` is best on the test split and worst on validation: asked to maximise accuracy
+    under an accuracy bound, the choice, the bound and the margins all read val_accuracy, and
+    the test figure is shown beside it with the gap."""
+    records = [
+        two_splits("lucky", val=0.90, test=0.99),
+        two_splits("steady", val=0.96, test=0.94),
+        two_splits("close", val=0.95, test=0.93, storage=5.0),
+    ]
+    chosen = select(records, es.Budget(accuracy=">= 0.92"), maximize="accuracy")
+    assert chosen.recommended["name"] == "steady"
+    assert chosen.primary.metric == "val_accuracy"
+    assert chosen.chosen_on == {"accuracy": "val_accuracy"}
+    assert [str(b) for b in chosen.budget.bounds] == ["val_accuracy >= 0.92"]
+    assert not chosen.is_fitting(records[0])  # 0.99 on test, but 0.90 on validation
+    lines = chosen.summary().splitlines()
+    assert (
+        lines[1] == "  val_accuracy 0.96 (>= 0.92), accuracy 0.94, latency_p95_ms 1, storage_kb 10"
+    )
+    assert "2 of 180 validation samples behind on val_accuracy (within noise)" in lines[4]
+    assert lines[-1] == (
+        "chosen on val_accuracy 0.9600 (validation split); reported: accuracy 0.9400 on the test "
+        "split, 2.00 points below; never chosen on"
+    )
+    # the same records ranked on storage first still hold the accuracy bound to validation
+    small = select(records, es.Budget(accuracy=">= 0.92"), minimize="storage_kb")
+    assert small.recommended["name"] == "close"
+
+
+def test_a_record_without_a_validation_figure_keeps_the_choice_on_test_and_says_so():
+    """An old run's record beside new ones: mixing splits would rank unlike with unlike, so the
+    choice stays on the test split for all, with a note (the old run still reports)."""
+    old = rec("old", 0.97, 1.0, 10.0)
+    records = [two_splits("new", val=0.99, test=0.95), old]
+    chosen = select(records, maximize="accuracy")
+    assert chosen.chosen_on == {} and chosen.primary.metric == "accuracy"
+    assert chosen.recommended["name"] == "old"
+    assert chosen.summary().splitlines()[-1] == (
+        "note: chosen on accuracy, the test split's figure: 1 of 2 records have no val_accuracy "
+        "(measured before edgeslim measured the validation split); measure them again to choose "
+        "on validation"
+    )
+    # a failed record has no figures to lack
+    failed = {"name": "broken", "status": "failed", "error": "boom"}
+    assert select([records[0], failed], maximize="accuracy").chosen_on == {
+        "accuracy": "val_accuracy"
+    }
+
+
+def test_a_weak_validation_split_is_a_note_on_the_choice_not_a_silent_one():
+    warning = "the validation split has 40 samples, fewer than 100: ..."
+    records = [
+        two_splits("a", val=0.9, test=0.9, validation_warnings=[warning]),
+        two_splits("b", val=0.8, test=0.8, validation_warnings=[warning]),
+    ]
+    chosen = select(records, maximize="accuracy")
+    assert chosen.notes == [warning]
+    assert chosen.summary().splitlines()[-1] == f"note: {warning}"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import edgeslim.measure.api  # noqa: F401  (registers every metric family)
 from edgeslim.errors import ConfigError
-from edgeslim.figures import is_figure, is_nonfinite
+from edgeslim.figures import VALIDATION, is_figure, is_nonfinite
 from edgeslim.measure.registry import objectives
 
 Op = Literal["<=", ">="]
@@ -26,8 +26,14 @@ BOUND = re.compile(r"^\s*(<=|>=)\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$")
 
 
 def known_metrics() -> dict[str, Any]:
-
     return objectives()
+
+
+def validation_twin(metric: str) -> str | None:
+    """``val_accuracy`` for ``accuracy``: the figure on the validation split that a choice on
+    ``metric`` reads, where the metric has one."""
+    twin = VALIDATION + metric
+    return twin if twin in known_metrics() else None
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,11 @@ class Budget:
         return Budget(
             (*(b for b in self.bounds if (b.metric, b.op) not in replaced), *other.bounds)
         )
+
+    def renamed(self, names: Mapping[str, str]) -> Budget:
+        """The same bounds, on ``names[metric]`` where given (a quality bound on its
+        validation twin, which is what a choice checks)."""
+        return Budget(Bound(names.get(b.metric, b.metric), b.op, b.value) for b in self.bounds)
 
     def on_host(self, slowdown: float) -> Budget:
         """A device's bounds for figures measured on a host ``slowdown`` times faster: time

@@ -435,7 +435,9 @@ def describe(record: dict[str, Any]) -> str:
         return f"does not fit: {record['does_not_fit']}"
     shown = [
         ("accuracy", "accuracy {:.4f}"),
+        ("val_accuracy", "val_accuracy {:.4f}"),
         ("map50", "mAP@0.5 {:.4f}"),
+        ("val_map50", "val mAP@0.5 {:.4f}"),
         ("latency_p95_ms", "{:.3f} ms p95"),
         ("latency_e2e_p95_ms", "{:.3f} ms p95 end to end"),
         ("storage_kb", "{:.1f} KB"),

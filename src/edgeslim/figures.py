@@ -32,3 +32,14 @@ def without_nonfinite(metrics: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     """The metrics without their non-finite values, and those values as text."""
     dropped = nonfinite(metrics)
     return {k: v for k, v in metrics.items() if k not in dropped}, dropped
+
+
+# a quality figure measured on the validation split carries this prefix (``val_accuracy``
+# beside ``accuracy``): every choice reads it; the figure without it, the test split's, is
+# reported and never chosen on
+VALIDATION = "val_"
+
+
+def reported_twin(metric: str) -> str | None:
+    """``accuracy`` for ``val_accuracy``: the test figure reported beside a validation one."""
+    return metric[len(VALIDATION) :] if metric.startswith(VALIDATION) else None

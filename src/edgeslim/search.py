@@ -27,7 +27,7 @@ import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from edgeslim import interrupts
-from edgeslim.budget import Bound, Budget
+from edgeslim.budget import Bound, Budget, validation_twin
 from edgeslim.config import Experiment, SearchConfig, SpaceConfig, parse
 from edgeslim.errors import ConfigError
 from edgeslim.experiment import Runner, describe, jsonable
@@ -117,11 +117,19 @@ def suggest(trial: optuna.Trial, space: SpaceConfig, student_model: str | None) 
     return recipe
 
 
+def chosen_figure(record: dict[str, Any], metric: str) -> Any:
+    """What a trial reports to the sampler for ``metric``: its validation twin where the
+    record has one (the test figure is reported, never searched on)."""
+    twin = validation_twin(metric)
+    return record.get(twin) if twin and twin in record else record.get(metric)
+
+
 def constraint_values(record: dict[str, Any], budget: Budget) -> list[float]:
-    """One value per bound, <= 0 when it holds: the signed excess relative to the bound."""
+    """One value per bound, <= 0 when it holds: the signed excess relative to the bound (a
+    bound on a quality metric is checked on the validation split)."""
     values = []
     for bound in budget.bounds:
-        measured = record.get(bound.metric)
+        measured = chosen_figure(record, bound.metric)
         if not is_figure(measured):  # not measured, NaN or infinite: infeasible
             values.append(1.0)
             continue
@@ -282,7 +290,7 @@ class Trials:
         self.runner.say(f"{label}: {describe(record)}")
         if record["status"] != "ok":
             raise TrialFailed(record.get("error") or record.get("does_not_fit"))
-        return [float(record[metric]) for metric in self.experiment.config.objectives]
+        return [chosen_figure(record, m) for m in self.experiment.config.objectives]
 
     def built(self, name: str, recipe: list[dict], label: str) -> dict[str, Any]:
         """The trial's candidate built and measured, or a failed record for a sampled

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeslim.budget import FALLBACK, Budget, Violation, known_metrics
+from edgeslim.budget import FALLBACK, Budget, Violation, known_metrics, validation_twin
 from edgeslim.errors import ConfigError
-from edgeslim.figures import is_figure
+from edgeslim.figures import is_figure, reported_twin
 from edgeslim.tasks import TASKS
 
 Record = Mapping[str, Any]
@@ -113,6 +113,9 @@ class Selection:
     runner_ups: list[Record]
     misses: list[Miss] = field(default_factory=list)  # nearest first, when nothing fits
     unmeasured: list[Record] = field(default_factory=list)  # failed, or an objective missing
+    # a quality metric asked for -> the validation figure chosen on in its place
+    chosen_on: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what a reader of the choice must know
 
     @property
     def primary(self) -> Objective:
@@ -161,13 +164,32 @@ class Selection:
                     + (f"{close[0][0]} is" if len(close) == 1 else "each is")
                     + " as good a pick"
                 )
-            return "\n".join(lines)
+            lines.extend(self.test_gaps())
+            return "\n".join([*lines, *self.noted()])
         if not self.misses:
-            return f"nothing measured to recommend ({goal} under {budget})"
+            return "\n".join([f"nothing measured to recommend ({goal} under {budget})"])
         lines = [f"nothing fits {budget}; nearest misses:"]
         for miss in self.misses:
             lines.append(f"  {miss.record['name']}: " + "; ".join(map(str, miss.violations)))
-        return "\n".join(lines)
+        return "\n".join([*lines, *self.noted()])
+
+    def test_gaps(self) -> list[str]:
+        """For the recommendation: each figure chosen on (validation) beside the one reported
+        for it (test), and how far apart they are."""
+        best = self.recommended
+        lines = []
+        for reported, chosen in self.chosen_on.items():
+            val, test = (best or {}).get(chosen), (best or {}).get(reported)
+            if is_figure(val) and is_figure(test):
+                lines.append(
+                    f"chosen on {chosen} {val:.4f} (validation split); reported: {reported} "
+                    f"{test:.4f} on the test split, {abs(test - val) * 100:.2f} points "
+                    f"{'below' if test < val else 'above'}; never chosen on"
+                )
+        return lines
+
+    def noted(self) -> list[str]:
+        return [f"note: {note}" for note in self.notes]
 
 
 # a bound on the device's own memory (TFLite Micro's arena) makes the measuring process's peak
@@ -199,7 +221,10 @@ def device_metrics(objectives: Sequence[Objective], budget: Budget) -> list[str]
     bounded = [b.metric for b in budget.bounds]
     host_only = host_figures(budget)
     ordered = [objectives[0].metric, *bounded, *(o.metric for o in objectives[1:])]
-    return [m for m in dict.fromkeys(ordered) if m not in host_only]
+    known = known_metrics()
+    # a figure chosen on (validation) is followed by the one reported for it (test)
+    paired = [m for name in ordered for m in (name, reported_twin(name)) if m in known]
+    return [m for m in dict.fromkeys(paired) if m not in host_only]
 
 
 def host_figures(budget: Budget) -> set[str]:
@@ -364,6 +389,10 @@ def select(
     primary = maximize or minimize
     if primary is not None:
         names = [primary, *(n for n in names if n != primary)]
+    ok = [r for r in records if r.get("status", "ok") == "ok"]
+    swap, notes = validation_choice(ok, [*names, *(b.metric for b in budget.bounds)])
+    names = list(dict.fromkeys(swap.get(n, n) for n in names))
+    budget = budget.renamed(swap)
     chosen = objectives_for(names)
     if (minimize and chosen[0].better == "higher") or (maximize and chosen[0].better == "lower"):
         raise ConfigError(f"{primary} is {chosen[0].better}-is-better; cannot turn it around")
@@ -374,7 +403,12 @@ def select(
         seen.add(record.get("name"))
 
     def complete(r: Record) -> bool:  # a NaN or infinite objective never ranks
-        return r.get("status", "ok") == "ok" and all(o.value(r) is not None for o in chosen)
+        return (
+            r.get("status", "ok") == "ok"
+            and all(o.value(r) is not None for o in chosen)
+            # nor does one whose reported test figure is not a number: it would be the pick's
+            and all(is_figure(r.get(reported)) for reported in swap)
+        )
 
     measured = [r for r in records if complete(r)]
     unmeasured = [r for r in records if not complete(r)]
@@ -391,13 +425,42 @@ def select(
         others = [r for r in rest if r not in on_front]
         return Selection(
             chosen, budget, measured, ranks, fitting, best,
-            (on_front + others)[:runner_ups], [], unmeasured,
+            (on_front + others)[:runner_ups], [], unmeasured, swap, notes,
         )  # fmt: skip
     near = sorted(
         (Miss(r, tuple(budget.violations(r))) for r in measured),
         key=lambda m: (m.distance, order(m.record)),
     )
-    return Selection(chosen, budget, measured, ranks, [], None, [], near[:misses], unmeasured)
+    return Selection(
+        chosen, budget, measured, ranks, [], None, [], near[:misses], unmeasured, swap, notes
+    )
+
+
+def validation_choice(
+    records: Sequence[Record], metrics: Sequence[str]
+) -> tuple[dict[str, str], list[str]]:
+    """Which figures a choice on ``metrics`` reads: each quality metric's validation twin
+    (``accuracy`` -> ``val_accuracy``) when every record that has the metric has the twin; the
+    test figure, with a note saying so, when some record predates validation figures. The
+    notes also carry every warning a record gives about its validation split."""
+    swap, notes = {}, []
+    for metric in dict.fromkeys(metrics):
+        twin = validation_twin(metric)
+        having = [r for r in records if twin and (metric in r or metric in r.get("not_finite", {}))]
+        if not having:
+            continue
+        lacking = [r for r in having if twin not in r and twin not in r.get("not_finite", {})]
+        if not lacking:
+            swap[metric] = twin
+            continue
+        notes.append(
+            f"chosen on {metric}, the test split's figure: {len(lacking)} of {len(having)} "
+            f"records have no {twin} (measured before edgeslim measured the validation split); "
+            "measure them again to choose on validation"
+        )
+    for record in records:
+        notes.extend(w for w in record.get("validation_warnings", ()) if w not in notes)
+    return swap, notes
 
 
 def reference_point(

@@ -36,6 +36,48 @@ def test_fashion_mnist_keeps_official_test_split():
     assert data.spec.input_shape == (1, 28, 28)
     assert (len(data.train), len(data.val), len(data.test)) == (54000, 6000, 10000)
     assert data.spec.class_names[0] == "T-shirt/top"
+    assert data.validation.startswith("carved from the training files: 10% drawn at seed 0")
+
+
+def test_a_validation_split_carved_from_training_data_is_seeded_disjoint_and_said(tmp_path):
+    """A file with train and test only: validation comes out of train, the same rows for the
+    same seed and other rows for another, never a training row; the record-facing text says
+    so, and a split too weak to rank on is warned about."""
+    from edgeslim.data.bundle import validation_warnings
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(1200, 6)).astype("float32"), np.arange(1200) % 4
+    source = write_npz(
+        tmp_path / "split.npz", x_train=x[:1000], y_train=y[:1000], x_test=x[1000:], y_test=y[1000:]
+    )
+    data, again, other = (es.data.load(source, seed=s) for s in (0, 0, 1))
+    assert len(data.val) == 100 and len(data.train) == 900 and len(data.test) == 200
+    np.testing.assert_array_equal(data.val.x, again.val.x)
+    assert not np.array_equal(data.val.y, other.val.y)
+
+    def rows(split):  # normalised with the train statistics of the same load: comparable
+        return {r.tobytes() for r in split.x}
+
+    assert not rows(data.val) & rows(data.train)
+    assert len(rows(data.val) | rows(data.train)) == 1000  # together: the file's x_train
+    assert data.validation == (
+        "carved from the file's x_train: 10% drawn at seed 0, disjoint from the others"
+    )
+    assert validation_warnings(data) == []
+
+    given = write_npz(
+        tmp_path / "given.npz",
+        x_train=x[:900], y_train=y[:900], x_val=x[900:940], y_val=np.zeros(40, int),
+        x_test=x[1000:], y_test=y[1000:],
+    )  # fmt: skip
+    small = es.data.load(given)
+    assert small.validation == "given in the file (x_val, y_val)"
+    assert validation_warnings(small) == [
+        "the validation split has 40 samples, fewer than 100: too few to rank candidates a "
+        "point of accuracy apart; give more data or a larger val_fraction",
+        "the validation split has no sample of class 1, 2, 3: a choice made on it never sees "
+        "that class",
+    ]
 
 
 def test_fashion_mnist_bad_files_are_named(tmp_path):

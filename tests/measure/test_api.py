@@ -48,10 +48,20 @@ def test_every_zoo_model_gets_every_metric(name, digits, tmp_path, quick):
 
 
 def test_trained_model_accuracy_is_measured_on_the_runtime(trained_small_cnn, digits, quick):
+    """On both held-out splits, each on its own samples: the test split's figure is reported,
+    the validation split's is what choices read; the record says where validation came from."""
     record = es.measure(trained_small_cnn, digits, quick)  # exported on the fly
     assert record["accuracy"] == pytest.approx(
         es.evaluate(trained_small_cnn.model, digits.test), abs=1 / len(digits.test)
     )
+    assert record["val_accuracy"] == pytest.approx(
+        es.evaluate(trained_small_cnn.model, digits.val), abs=1 / len(digits.val)
+    )
+    how = record["measured_with"]
+    assert (how["accuracy_samples"], how["val_samples"]) == (len(digits.test), len(digits.val))
+    assert how["validation"] == digits.validation
+    assert how["validation"].startswith("carved from the 1,797 digits: 10% drawn at seed 0")
+    assert "validation_warnings" not in record  # 180 samples, every class
 
 
 def test_worker_side_imports_neither_torch_nor_onnx():

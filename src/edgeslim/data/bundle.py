@@ -73,10 +73,47 @@ class Dataset:
     seed: int = 0
     notes: dict = field(default_factory=dict)
 
+    @property
+    def validation(self) -> str:
+        """Where the validation split came from, as the loader said (every choice reads it)."""
+        return str(self.notes.get("validation") or "as the source gave it")
+
     def split(self, name: str) -> Split:
         if name not in SPLITS:
             raise DataError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
         return getattr(self, name)
+
+
+# fewer validation samples than this cannot rank candidates a point apart (a point of accuracy
+# is one sample in a hundred); a choice made on them is flagged, not made silently
+FEW_VALIDATION = 100
+
+
+def carved(fraction: float, seed: int, whole: str) -> str:
+    """What a record says of a validation split drawn from ``whole`` (seeded, disjoint)."""
+    return f"carved from {whole}: {fraction:.0%} drawn at seed {seed}, disjoint from the others"
+
+
+def validation_warnings(data: Dataset) -> list[str]:
+    """Why the validation split is too weak to rank candidates on: too few samples, or (for a
+    classifier) classes it never shows. Empty when it will do."""
+    warnings = []
+    n = len(data.val)
+    if n < FEW_VALIDATION:
+        warnings.append(
+            f"the validation split has {n} samples, fewer than {FEW_VALIDATION}: too few to "
+            "rank candidates a point of accuracy apart; give more data or a larger val_fraction"
+        )
+    if data.spec.task == "classification":
+        missing = sorted(set(range(data.spec.num_classes)) - set(np.unique(data.val.y).tolist()))
+        if missing:
+            names = data.spec.class_names
+            shown = [names[c] if c < len(names) else str(c) for c in missing]
+            warnings.append(
+                f"the validation split has no sample of class {', '.join(shown)}: a choice "
+                "made on it never sees that class"
+            )
+    return warnings
 
 
 def check_arrays(x: np.ndarray, y: np.ndarray, origin: str) -> tuple[np.ndarray, np.ndarray]:
@@ -166,8 +203,10 @@ def build(
     seed: int,
     num_classes: int | None = None,
     class_names: tuple[str, ...] = (),
+    validation: str = "",
 ) -> Dataset:
-    """Check every split, normalise with the train split's statistics, and bundle."""
+    """Check every split, normalise with the train split's statistics, and bundle;
+    ``validation`` says where the validation split came from (see ``carved``)."""
     checked = {}
     for split in SPLITS:
         if split not in arrays:
@@ -196,7 +235,8 @@ def build(
         name=name,
         class_names=class_names,
     )
-    return Dataset(spec=spec, source=source, seed=seed, **splits)
+    notes = {"validation": validation} if validation else {}
+    return Dataset(spec=spec, source=source, seed=seed, notes=notes, **splits)
 
 
 def calibration_set(data: Dataset, samples: int, seed: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from edgeslim.data.bundle import (
     DataSpec,
     Split,
     as_images,
+    carved,
     random_splits,
     standardise,
 )
@@ -200,7 +201,13 @@ def split_files(
     arrays = {split: (x[i], [boxes[j] for j in i]) for split, i in idx.items()}
     name = source.partition(":")[2].rstrip("/").rpartition("/")[2] or source
     return build_detection(
-        arrays, origin=origin, name=name, source=source, seed=seed, class_names=class_names
+        arrays,
+        origin=origin,
+        name=name,
+        source=source,
+        seed=seed,
+        class_names=class_names,
+        notes={"validation": carved(val_fraction, seed, "the labelled images")},
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgeslim.data.bundle import Dataset, build, random_splits
+from edgeslim.data.bundle import Dataset, build, carved, random_splits
 from edgeslim.data.registry import register_source
 
 
@@ -15,4 +15,12 @@ def load_digits(arg: str, *, seed: int, val_fraction: float, test_fraction: floa
     y = bunch.target
     idx = random_splits(len(y), seed, {"test": test_fraction, "val": val_fraction}, origin="digits")
     arrays = {split: (x[i], y[i]) for split, i in idx.items()}
-    return build(arrays, origin="digits", name="digits", source="digits", seed=seed, num_classes=10)
+    return build(
+        arrays,
+        origin="digits",
+        name="digits",
+        source="digits",
+        seed=seed,
+        num_classes=10,
+        validation=carved(val_fraction, seed, "the 1,797 digits"),
+    )

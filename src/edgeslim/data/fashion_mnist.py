@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeslim.data.bundle import Dataset, build, random_splits
+from edgeslim.data.bundle import Dataset, build, carved, random_splits
 from edgeslim.data.registry import register_source
 from edgeslim.errors import DataError
 
@@ -91,4 +91,5 @@ def load_fashion_mnist(
         seed=seed,
         num_classes=10,
         class_names=CLASS_NAMES,
+        validation=carved(val_fraction, seed, "the training files"),
     )

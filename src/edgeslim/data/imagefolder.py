@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeslim.data.bundle import Dataset, build, random_splits
+from edgeslim.data.bundle import Dataset, build, carved, random_splits
 from edgeslim.data.registry import register_source
 from edgeslim.errors import DataError
 
@@ -95,4 +95,5 @@ def load_imagefolder(arg: str, *, seed: int, val_fraction: float, test_fraction:
         seed=seed,
         num_classes=len(classes),
         class_names=tuple(classes),
+        validation=carved(val_fraction, seed, "the folder's images"),
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeslim.data.bundle import Dataset, build, random_splits
+from edgeslim.data.bundle import Dataset, build, carved, random_splits
 from edgeslim.data.registry import register_source
 from edgeslim.errors import DataError
 
@@ -24,6 +24,7 @@ def load_npz(arg: str, *, seed: int, val_fraction: float, test_fraction: float) 
         raise DataError(f"{path}: not a readable npz file of numeric arrays ({exc})") from exc
     num_classes = int(arrays.pop("num_classes")) if "num_classes" in arrays else None
     origin = str(path)
+    validation = "given in the file (x_val, y_val)"
     if "x_train" in arrays:
         split_arrays = {}
         for split in ("train", "val", "test"):
@@ -38,6 +39,7 @@ def load_npz(arg: str, *, seed: int, val_fraction: float, test_fraction: float) 
             idx = random_splits(len(y), seed, {"val": val_fraction}, origin=origin)
             split_arrays["train"] = (x[idx["train"]], y[idx["train"]])
             split_arrays["val"] = (x[idx["val"]], y[idx["val"]])
+            validation = carved(val_fraction, seed, "the file's x_train")
     elif "x" in arrays and "y" in arrays:
         x, y = arrays["x"], arrays["y"]
         if len(x) != len(y):
@@ -46,6 +48,7 @@ def load_npz(arg: str, *, seed: int, val_fraction: float, test_fraction: float) 
             len(y), seed, {"test": test_fraction, "val": val_fraction}, origin=origin
         )
         split_arrays = {split: (x[i], y[i]) for split, i in idx.items()}
+        validation = carved(val_fraction, seed, "the file's x")
     else:
         raise DataError(
             f"{path}: expected arrays 'x' and 'y' (or x_train/y_train/x_test/y_test), "
@@ -58,4 +61,5 @@ def load_npz(arg: str, *, seed: int, val_fraction: float, test_fraction: float) 
         source=f"npz:{path}",
         seed=seed,
         num_classes=num_classes,
+        validation=validation,
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeslim.data.bundle import Dataset, random_splits
+from edgeslim.data.bundle import Dataset, carved, random_splits
 from edgeslim.data.detection import build_detection, iou_matrix
 from edgeslim.data.fashion_mnist import CLASS_NAMES, DEFAULT_DIR, FILES, read_idx
 from edgeslim.data.registry import register_source
@@ -132,5 +132,10 @@ def load_scenes(arg: str, *, seed: int, val_fraction: float, test_fraction: floa
         source=f"scenes:{arg}" if arg else "scenes",
         seed=seed,
         class_names=recipe.class_names,
-        notes={"synthetic": True, "canvas": recipe.canvas, "items": kind or "digits"},
+        notes={
+            "synthetic": True,
+            "canvas": recipe.canvas,
+            "items": kind or "digits",
+            "validation": carved(val_fraction, seed, "the items the scenes are drawn from"),
+        },
     )

@@ -1,10 +1,9 @@
-"""Top-1 accuracy on the full test split, computed from the deployed runtime's outputs."""
+"""Top-1 accuracy on the full test split (reported) and on the validation split (chosen on),
+computed from the deployed runtime's outputs."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from edgeslim.measure.registry import family
 from edgeslim.tasks.classification import top1
@@ -18,16 +17,21 @@ if TYPE_CHECKING:
     "runtime",
     [
         ("accuracy", "fraction", "higher", "top-1 accuracy on the test split, on the runtime"),
+        (
+            "val_accuracy",
+            "fraction",
+            "higher",
+            "top-1 accuracy on the validation split, on the runtime (what choices read)",
+        ),
     ],
     order=30,
     task="classification",
 )
 def accuracy(ctx: RuntimeContext) -> dict:
     session = ctx.session()
-    name = session.input_name
-    predictions = []
-    for batch, real in ctx.batches(session, ctx.x):
-        predictions.append(top1(session.run(None, {name: batch})[0][:real]))
-    predicted = np.concatenate(predictions)
-    ctx.info["accuracy_samples"] = len(predicted)
-    return {"accuracy": float((predicted == ctx.y).mean())}
+    figures = {}
+    for prefix, (x, y) in ctx.splits().items():
+        predicted = top1(ctx.outputs(session, x))
+        ctx.info[f"{prefix or 'accuracy_'}samples"] = len(predicted)
+        figures[f"{prefix}accuracy"] = float((predicted == y).mean())
+    return figures

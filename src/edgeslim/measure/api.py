@@ -20,7 +20,7 @@ from edgeslim.boards import board_named
 from edgeslim.boards.process import OUT_OF_MEMORY, THIS_HOST, memory_failures, read_result
 from edgeslim.candidate import Candidate
 from edgeslim.data import load
-from edgeslim.data.bundle import Dataset
+from edgeslim.data.bundle import Dataset, validation_warnings
 from edgeslim.errors import ConfigError, DataError, DoesNotFit, MeasurementError
 from edgeslim.figures import without_nonfinite
 from edgeslim.graph import GraphSummary, expose_activations, summarize
@@ -186,7 +186,9 @@ def measure(
             if names and engine.reads_onnx
             else []
         )
-        np.savez(work / "data.npz", x=data.test.x, y=data.test.y)
+        np.savez(
+            work / "data.npz", x=data.test.x, y=data.test.y, val_x=data.val.x, val_y=data.val.y
+        )
         try:  # the runtime's own memory is measured on it (model_memory_kb)
             reference = reference_model(engine.name, tuple(data.spec.input_shape))
         except Exception as exc:  # the other figures stand without it; the worker says why
@@ -212,6 +214,9 @@ def measure(
         record["not_finite"] = not_finite
     if result["errors"]:
         record["errors"] = result["errors"]
+    weak = validation_warnings(data)
+    if weak:  # what chooses on this record is told, not left to guess
+        record["validation_warnings"] = weak
     if settings.memory_limit_mb and memory_failures(result["errors"]):
         record["does_not_fit"] = (
             f"ran out of its {settings.memory_limit_mb:g} MB memory cap in "
@@ -228,6 +233,7 @@ def measure(
         "data": data.source,
         "task": data.spec.task,
         "test_samples": len(data.test),
+        "validation": data.validation,
         "storage_compressor": storage.COMPRESSOR,
         "storage_coding": storage.CODING,
         "activation_memory": memory.ACTIVATION_METHOD,

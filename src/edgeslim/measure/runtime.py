@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgeslim.data.bundle import DataSpec
+from edgeslim.figures import VALIDATION
 from edgeslim.runtimes import Session, fixed_batch, runtime
 
 
@@ -17,6 +18,10 @@ class RuntimeContext:
     x: np.ndarray  # test samples, normalised float32
     y: np.ndarray  # the task's targets
     settings: dict  # MeasureSettings as a dict
+    # the validation split: quality measured on it too, as what choices read (None: not sent,
+    # as for a latency table's variants)
+    val_x: np.ndarray | None = None
+    val_y: np.ndarray | None = None
     spec: DataSpec | None = None  # the data's spec (its task); None: a classifier's
     activations_path: str | None = None  # the model with layer inputs exposed as outputs
     activation_names: list[str] | None = field(default_factory=list)  # None: not measurable
@@ -42,3 +47,18 @@ class RuntimeContext:
                 pad = np.zeros((fixed - real, *x.shape[1:]), dtype=x.dtype)
                 chunk = np.concatenate([chunk, pad])
             yield chunk, real
+
+    def outputs(self, session: Session, x: np.ndarray) -> np.ndarray:
+        """The model's first output for every sample of ``x``, batched."""
+        name = session.input_name
+        return np.concatenate(
+            [session.run(None, {name: batch})[0][:real] for batch, real in self.batches(session, x)]
+        )
+
+    def splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The splits a quality metric is measured on, by the prefix of its figures: the test
+        split (reported) and the validation split when sent (``val_``, chosen on)."""
+        splits = {"": (self.x, self.y)}
+        if self.val_x is not None and self.val_y is not None:
+            splits[VALIDATION] = (self.val_x, self.val_y)
+        return splits

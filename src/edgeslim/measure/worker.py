@@ -254,13 +254,16 @@ def main(request_path: str) -> int:
     engine = runtime(settings["runtime"])
     engine.check_installed()  # imported now, so peak memory counts the model, not the library
 
-    with np.load(request["data"]) as arrays:
+    with np.load(request["data"]) as arrays:  # the test split, and the validation split if sent
         x, y = arrays["x"], arrays["y"]
+        val_x, val_y = (arrays["val_x"], arrays["val_y"]) if "val_x" in arrays else (None, None)
     spec = DataSpec.from_dict(request["spec"]) if request.get("spec") else None
     ctx = RuntimeContext(
         model_path=request["model"],
         x=x,
         y=y,
+        val_x=val_x,
+        val_y=val_y,
         settings=settings,
         spec=spec,
         activations_path=request.get("activations_model"),

@@ -12,7 +12,9 @@ from edgeslim.select import Selection, device_metrics, figure, host_figures, mar
 
 # the short table: what a reader compares first
 MAIN = (
+    "val_accuracy",
     "accuracy",
+    "val_map50",
     "map50",
     "map",
     "precision",
@@ -119,10 +121,26 @@ def how_measured(records: list[dict[str, Any]]) -> list[str]:
             if "detection_threshold" in how
             else ""
         ),
+        validation_line(how),
         f"storage: file bytes; compressed with {how.get('storage_compressor')}",
         f"energy (estimate): {how.get('energy_table')}",
         *dict.fromkeys(where_measured(h) for h in measured),  # each board of a pool once
     ]
+
+
+def validation_line(how: dict[str, Any]) -> str:
+    """Which split chose and which is reported: a run measured before validation figures
+    says so, rather than leave a reader to assume."""
+    if how.get("val_samples") is None:
+        return (
+            "chosen on the test split: measured before edgeslim measured the validation split "
+            "(measure again to choose on validation)"
+        )
+    return (
+        f"chosen on the validation split ({how['val_samples']} samples, "
+        f"{how.get('validation', 'as the source gave it')}); the test split is reported, "
+        "never chosen on"
+    )
 
 
 def where_measured(how: dict[str, Any]) -> str:
