@@ -218,7 +218,10 @@ class SearchConfig(Strict):
     space: SpaceConfig
     trials: int = Field(20, ge=1)
     timeout_s: float | None = Field(None, gt=0)
-    sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
+    sampler: Literal["auto", "tpe", "gp", "nsga2", "random"] = Field(
+        "auto",
+        description="auto: picked for the number of trials (bench/search.py measures the pick)",
+    )
     population: int = Field(8, ge=2, description="NSGA-II population size")
     seed: int = 0
     heartbeat_s: int = Field(10, ge=1, description="a running trial reports this often ...")

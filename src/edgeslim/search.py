@@ -63,6 +63,11 @@ PERCENTILES = ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p9
 LANDS_BELOW = 0.15
 SPEED_KEPT = ("finetune", "distill")  # steps that train the same layers, never resize them
 STALE = "worker stopped sending heartbeats (killed or lost) in the middle of this trial"
+# sampler: auto. Below AUTO_LARGE_FROM trials, the sampler bench/search.py measured best against
+# random sampling at 20 and 40 trials; from there, NSGA-II (Optuna's guidance for 100+ trials,
+# not measured here: no benchmark spends that many)
+AUTO_SMALL = "tpe"
+AUTO_LARGE_FROM = 100
 
 
 class TrialFailed(Exception):
@@ -171,13 +176,28 @@ def sampler_seed(search: SearchConfig, trials_so_far: int, salt: int = 0) -> int
     return int(np.random.SeedSequence([search.seed, trials_so_far, salt]).generate_state(1)[0])
 
 
-def sampler_for(search: SearchConfig, seed: int | None = None) -> optuna.samplers.BaseSampler:
-    """Seeded samplers; NSGA-II and TPE read the budget from each trial's constraints."""
+def sampler_name(search: SearchConfig, trials: int) -> str:
+    """The sampler a study of ``trials`` trials runs: the file's, or for ``auto`` the one the
+    benchmark measured best at that budget (Optuna's own guidance for the rest: NSGA-II once
+    a study has generations to evolve)."""
+    if search.sampler != "auto":
+        return search.sampler
+    return AUTO_SMALL if trials < AUTO_LARGE_FROM else "nsga2"
+
+
+def sampler_for(
+    search: SearchConfig, seed: int | None = None, trials: int | None = None
+) -> optuna.samplers.BaseSampler:
+    """Seeded samplers; all but random read the budget from each trial's constraints
+    (``Trial.set_constraint``). ``trials``: the study's size, which ``auto`` picks for."""
     seed = search.seed if seed is None else seed
-    if search.sampler == "nsga2":
+    name = sampler_name(search, search.trials if trials is None else trials)
+    if name == "nsga2":
         return optuna.samplers.NSGAIISampler(population_size=search.population, seed=seed)
-    if search.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+    if name == "tpe":  # the space is conditional (temperature only when distilling): grouped
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
     return optuna.samplers.RandomSampler(seed=seed)
 
 
@@ -366,9 +386,10 @@ def same_settings(trial: optuna.Trial) -> int | None:
 
 
 def load_study(
-    storage, experiment: Experiment, search: SearchConfig, salt: int = 0
+    storage, experiment: Experiment, search: SearchConfig, salt: int = 0, until: int | None = None
 ) -> optuna.Study:
-    """The experiment's study, its sampler seeded from the trials it already holds."""
+    """The experiment's study, its sampler seeded from the trials it already holds and chosen
+    for the trials it will hold (``until``; else the study's own target, else the file's)."""
     # each trial says its own outcome in one line (``say``); Optuna's warnings would repeat a
     # failed trial, or an interrupt, with a whole traceback
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -378,7 +399,8 @@ def load_study(
         directions=directions(experiment),
         load_if_exists=True,
     )
-    study.sampler = sampler_for(search, sampler_seed(search, len(study.trials), salt))
+    total = until or int(study.user_attrs.get("until", 0)) or len(study.trials) + search.trials
+    study.sampler = sampler_for(search, sampler_seed(search, len(study.trials), salt), total)
     return study
 
 
@@ -562,10 +584,13 @@ def run_search(
         url = storage or f"sqlite:///{(folder.path / 'search.db').resolve()}"
         study = load_study(open_storage(url, search), experiment, search)
         until = len(study.trials) + (trials if trials is not None else search.trials)
+        study.sampler = sampler_for(search, sampler_seed(search, len(study.trials)), until)
         study.set_user_attr("until", until)
         study.set_user_attr("experiment", experiment.to_dict())
+        name = sampler_name(search, until)
+        picked = f"{name} (auto, for {until} trials)" if search.sampler == "auto" else name
         say(f"study {study.study_name} in {redact(url)}: {len(study.trials)} trials so far, "
-            f"running until {until}, with {workers} worker(s)")  # fmt: skip
+            f"running until {until}, with {workers} worker(s), sampler {picked}")  # fmt: skip
         # the baseline first, so local workers find it cached and it is measured here
         runner = Runner(experiment, folder, say, show_progress, retry_failed=False)
         outcome = runner.run()
