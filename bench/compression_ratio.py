@@ -6,8 +6,9 @@ on MNIST (pruning + trained quantization + Huffman coding).
 
 The candidates combine edgeslim's techniques; ``es.select`` picks the one with the smallest
 entropy-coded size (``storage_coded_kb``: codebooks and indices under xz, what Deep
-Compression's ratio counts) among those that keep accuracy within 1 point, measured on ONNX
-Runtime. The ratio is against the FP32 ONNX file; the file and gzip sizes are shown beside it.
+Compression's ratio counts) among those that keep validation accuracy within 1 point of FP32's,
+measured on ONNX Runtime; the test accuracy is reported and chose nothing. The ratio is against
+the FP32 ONNX file; the file and gzip sizes are shown beside it.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ DEEP_COMPRESSION_RATIO = 39  # LeNet-5 on MNIST, Han et al. 2016, Table 1
 TARGET = 40
 HEADERS = [
     "candidate",
-    "accuracy",
-    "Δ accuracy",
+    "test accuracy",
+    "Δ test accuracy",
+    "val accuracy (chose)",
     "storage KB",
     "gzip KB",
     "coded KB",
@@ -93,7 +95,7 @@ def run(bench: Bench, model: str = "lenet5") -> Section:
             {**bench.measure(candidate), "name": name}
             for name, candidate in zip(names, built, strict=True)
         ]
-    budget = es.Budget(accuracy=f">= {dense['accuracy'] - 0.01}")
+    budget = es.Budget(val_accuracy=f">= {dense['val_accuracy'] - 0.01}")
     chosen = es.select(records, budget, minimize="storage_coded_kb").recommended
     table = Table(
         f"Compression ratio: the smallest {model} within 1 point of FP32 accuracy",
@@ -105,7 +107,8 @@ def run(bench: Bench, model: str = "lenet5") -> Section:
             f"{DEEP_COMPRESSION_RATIO}x for LeNet-5 on **MNIST**; this is **Fashion-MNIST**, a "
             "harder dataset, and a different LeNet-5 (see `edgeslim zoo`), so the figures are "
             "comparable in kind, not in detail. Chosen by `es.select` (smallest coded size, "
-            "accuracy >= FP32 - 0.01): "
+            "validation accuracy >= FP32's - 0.01; the test accuracy is reported, never chosen "
+            "on): "
             + (f"**{chosen['name']}**." if chosen else "nothing kept accuracy within 1 point.")
         ),
     )
@@ -116,6 +119,7 @@ def run(bench: Bench, model: str = "lenet5") -> Section:
                 record["name"] + mark,
                 f"{record['accuracy']:.4f}",
                 f"{record['accuracy'] - dense['accuracy']:+.4f}",
+                f"{record['val_accuracy']:.4f}",
                 f"{record['storage_kb']:.1f}",
                 f"{record['storage_compressed_kb']:.1f}",
                 f"{record['storage_coded_kb']:.2f}",

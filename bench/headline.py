@@ -6,7 +6,9 @@ p95 latency <= 0.5 ms (batch 1, 1 thread), next to the public Fashion-MNIST benc
 
 The candidates are resnet8 (MLPerf Tiny's reference topology) with channels pruned and distilled
 from the dense model, then either quantized to INT8 (fewer channels) or trained for INT4 weights
-(more channels in the same bytes); ``es.select`` picks the most accurate that fits. The dense
+(more channels in the same bytes); ``es.select`` picks the most accurate that fits **on the
+validation split** (6,000 images carved from the training files), and the table reports each
+model's accuracy on the official 10,000-image test split, which chose nothing. The dense
 model (the teacher) trains 20 epochs with random shifts and flips and no early stop (20 plain
 epochs with early stopping gave a worse one than 6: 0.9179 against 0.9219). The candidates are
 distilled on the plain images: distilling on shifted and flipped ones too (12 epochs, the teacher
@@ -83,7 +85,7 @@ def run(bench: Bench) -> Section:
     best = selection.recommended
     table = Table(
         "Headline: the best model under storage <= 25 KB and p95 <= 0.5 ms",
-        ["model", "accuracy", "p95 ms", "storage KB", "parameters", "fits"],
+        ["model", "test accuracy", "val accuracy", "p95 ms", "storage KB", "parameters", "fits"],
         note=(
             f"{bench.label}; baseline {teacher_label(bench)}, each candidate distilled {epochs} "
             f"epochs from it (INT4: then {max(1, epochs // 3)} epochs of weight-only INT4 QAT, "
@@ -91,7 +93,8 @@ def run(bench: Bench) -> Section:
             "(not a microcontroller). The public benchmark's entry reports accuracy only; "
             "<100K parameters is up to ~390 KB in FP32, so it is not held to this budget. "
             + (
-                f"Recommended by `es.select`: **{best['name']}**."
+                f"Recommended by `es.select`, chosen on validation accuracy: **{best['name']}**; "
+                "test accuracy is reported and chose nothing."
                 if best
                 else "Nothing fits: " + selection.summary()
             )
@@ -103,6 +106,7 @@ def run(bench: Bench) -> Section:
             [
                 record["name"] + marks,
                 f"{record['accuracy']:.4f}",
+                f"{record['val_accuracy']:.4f}",
                 f"{record['latency_p95_ms']:.4f}",
                 f"{record['storage_kb']:.1f}",
                 f"{record['params']:,}",
@@ -110,7 +114,7 @@ def run(bench: Bench) -> Section:
             ]
         )
     name, accuracy, source = REFERENCE
-    table.rows.append([f"[{name}]({source})", f"{accuracy:.4f}", "-", "-", "< 100,000", "-"])
+    table.rows.append([f"[{name}]({source})", f"{accuracy:.4f}", "-", "-", "-", "< 100,000", "-"])
     speeds = [
         Speed(MODEL, r["name"], "ONNX Runtime", r["macs"], r["latency_p50_ms"]) for r in records
     ]

@@ -173,7 +173,7 @@ def compare(args: argparse.Namespace, data: str, root: Path, say) -> None:
     print(
         "| sampler | trials | hypervolume on validation: median [quartiles] | same front on "
         "test: median | fitting trials (median) | best fitting: val → test accuracy (median) | "
-        "s to reach it (median) |"
+        "s for these trials (median) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for c in checkpoints:

@@ -466,7 +466,9 @@ class TestConstraintsAndResume:
         [
             ("nsga2", optuna.samplers.NSGAIISampler),
             ("tpe", optuna.samplers.TPESampler),
+            ("gp", optuna.samplers.GPSampler),
             ("random", optuna.samplers.RandomSampler),
+            ("auto", optuna.samplers.GPSampler),  # the file's 12 trials
         ],
     )
     def test_each_sampler_is_seeded_by_the_seed_given_or_the_file_s(self, name, kind):
@@ -483,6 +485,26 @@ class TestConstraintsAndResume:
         assert first(sampler_for(search, seed=6)) != first(sampler_for(search, seed=5))
         if name == "nsga2":
             assert sampler_for(search)._population_size == 6
+
+    def test_auto_picks_the_sampler_for_the_trials_the_study_will_hold(self):
+        """Below 100 trials the sampler the benchmark measured best at 20 and 40 (GP); from
+        100 on, NSGA-II. A study's size is what it runs until: a rerun that takes a 20-trial
+        study to 120 evolves generations; a named sampler is never swapped."""
+        from edgeslim.search import AUTO_SMALL, load_study, sampler_for, sampler_name
+
+        experiment = search_experiment("sized")
+        search = experiment.config.search
+        assert search.sampler == "auto"  # the default
+        assert (sampler_name(search, 20), sampler_name(search, 99)) == (AUTO_SMALL, AUTO_SMALL)
+        assert sampler_name(search, 100) == "nsga2" and AUTO_SMALL != "nsga2"
+        assert type(sampler_for(search, 1, 120)) is optuna.samplers.NSGAIISampler
+        named = search.model_copy(update={"sampler": "random"})
+        assert sampler_name(named, 500) == "random"
+        storage = optuna.storages.InMemoryStorage()
+        study = load_study(storage, experiment, search, until=150)
+        assert type(study.sampler) is optuna.samplers.NSGAIISampler
+        study.set_user_attr("until", 30)  # a worker joining reads the study's own target
+        assert type(load_study(storage, experiment, search).sampler) is optuna.samplers.GPSampler
 
     def test_a_study_is_named_after_the_experiment_and_faces_its_objectives(self):
         from edgeslim.search import directions, load_study

@@ -104,7 +104,9 @@ def print_record(record: dict, title: str, json_path: Path | None) -> None:
     console.print(
         f"measured with {how['runtime']} {how['runtime_version']}, "
         f"{how['settings']['threads']} thread(s) on cores {how['cores']}, "
-        f"{how['latency_runs']} latency runs, {how['test_samples']} test samples; "
+        f"{how['latency_runs']} latency runs, {how['test_samples']} test samples"
+        + (f", {how['val_samples']} validation samples" if how.get("val_samples") else "")
+        + "; "
         f"cpu: {how['cpu']}"
         + (
             f"; on board {how['device']['board']} ({how['host']})" if how["device"]["board"] else ""

@@ -164,16 +164,18 @@ class Selection:
                     + (f"{close[0][0]} is" if len(close) == 1 else "each is")
                     + " as good a pick"
                 )
-            lines.extend(self.test_gaps())
+            lines.extend(self.split_gaps())
             return "\n".join([*lines, *self.noted()])
         if not self.misses:
-            return "\n".join([f"nothing measured to recommend ({goal} under {budget})"])
+            return "\n".join(
+                [f"nothing measured to recommend ({goal} under {budget})", *self.noted()]
+            )
         lines = [f"nothing fits {budget}; nearest misses:"]
         for miss in self.misses:
             lines.append(f"  {miss.record['name']}: " + "; ".join(map(str, miss.violations)))
         return "\n".join([*lines, *self.noted()])
 
-    def test_gaps(self) -> list[str]:
+    def split_gaps(self) -> list[str]:
         """For the recommendation: each figure chosen on (validation) beside the one reported
         for it (test), and how far apart they are."""
         best = self.recommended
