@@ -29,7 +29,9 @@ from tests.experiments import MEASURE, reuse_baseline
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def search_experiment(name: str, trials: int = 12, **search) -> config.Experiment:
+def search_experiment(
+    name: str, trials: int = 12, budget: dict | None = None, **search
+) -> config.Experiment:
     return config.parse(
         {
             "name": name,
@@ -37,7 +39,7 @@ def search_experiment(name: str, trials: int = 12, **search) -> config.Experimen
             "data": "digits",
             "train": {"epochs": 6},
             "measure": MEASURE,
-            "budget": {"accuracy": ">= 0.9", "storage_kb": "<= 60"},
+            "budget": budget or {"accuracy": ">= 0.9", "storage_kb": "<= 60"},
             "objectives": ["accuracy", "storage_kb"],
             "search": {
                 "space": {
@@ -213,8 +215,11 @@ def test_bad_search_settings_are_refused():
 
 @pytest.mark.slow
 def test_the_search_command_runs_as_a_user_types_it(first_run, tmp_path):
-    """`edgeslim search FILE.yaml --trials 2` in a subprocess, the way the README gives it."""
-    experiment = search_experiment("cli-search", trials=2)
+    """`edgeslim search FILE.yaml --trials 2` in a subprocess, the way the README gives it. Two
+    trials fine-tuned one epoch each may miss 0.9 on the 180 validation samples (exit 3, nothing
+    fits): the bound here is one they meet, so exit 0 says the command ran through."""
+    budget = {"accuracy": ">= 0.5", "storage_kb": "<= 60"}
+    experiment = search_experiment("cli-search", trials=2, budget=budget)
     reuse_baseline(first_run, RunFolder(tmp_path / "runs", "cli-search"))
     out = subprocess.run(
         search_command(experiment, tmp_path, tmp_path / "runs"),
@@ -223,8 +228,9 @@ def test_the_search_command_runs_as_a_user_types_it(first_run, tmp_path):
         timeout=600,
         env={**os.environ, "COLUMNS": "200"},
     )
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-2000:])
     assert "[trial 2/2]" in out.stdout and "markdown report:" in out.stdout
+    assert "recommended: trial-" in out.stdout  # the baseline's 95 KB breaks the storage bound
     assert (tmp_path / "runs" / "cli-search" / "report.html").is_file()
 
 
