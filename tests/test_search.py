@@ -96,7 +96,12 @@ def test_embedded_search_gives_a_fitting_front_and_a_restart_adds_trials(first_r
     storage = open_storage(
         f"sqlite:///{outcome.folder.path / 'search.db'}", experiment.config.search
     )
-    assert len(optuna.load_study(study_name="embedded", storage=storage).trials) == 15
+    study = optuna.load_study(study_name="embedded", storage=storage)
+    assert len(study.trials) == 15
+    # the sampler was told the validation figure, never the test figure it reports
+    by_number = {r["trial"]: r for r in again.records if "trial" in r}
+    told = [(t.values[0], by_number[t.number]) for t in study.trials if t.values]
+    assert told and all(value == record["val_accuracy"] for value, record in told)
 
 
 @pytest.mark.slow
@@ -330,6 +335,22 @@ def test_ctrl_c_during_a_trial_stops_the_search_in_one_line_and_a_rerun_goes_on(
     assert states.count(TrialState.COMPLETE) >= 3, states
 
 
+def test_a_study_holding_trials_without_validation_figures_keeps_searching_on_test():
+    """A study resumed across the change to validation: its old trials told the sampler their
+    test figure, so every trial does, as ``es.select`` then chooses over them all on test; a
+    study of new trials (or none yet) searches on validation."""
+    from edgeslim.select import searched_on, validation_choice
+
+    new = {"accuracy": 0.90, "val_accuracy": 0.88, "storage_kb": 20.0}
+    old = {"accuracy": 0.93, "storage_kb": 20.0}
+    failed = {"status": "failed", "error": "boom"}
+    metrics = ["accuracy", "storage_kb", "accuracy"]
+    assert searched_on([], metrics) == {"accuracy": "val_accuracy", "storage_kb": "storage_kb"}
+    assert searched_on([new, failed], metrics)["accuracy"] == "val_accuracy"
+    assert searched_on([new, old], metrics)["accuracy"] == "accuracy"
+    assert "accuracy" not in validation_choice([new, old], metrics)[0]  # the same rule
+
+
 def test_constraint_values_are_the_signed_relative_excess_of_each_bound():
     """<= 0 inside a bound, > 0 outside, in the bound's own scale; unmeasured is infeasible."""
     from edgeslim.budget import Budget
@@ -507,7 +528,8 @@ class TestConstraintsAndResume:
         named = search.model_copy(update={"sampler": "random"})
         assert sampler_name(named, 500) == "random"
         storage = optuna.storages.InMemoryStorage()
-        study = load_study(storage, experiment, search, until=150)
+        study = load_study(storage, experiment, search, adding=150)
+        assert study.user_attrs["until"] == 150  # the target every worker reads
         assert type(study.sampler) is optuna.samplers.NSGAIISampler
         study.set_user_attr("until", 30)  # a worker joining reads the study's own target
         assert type(load_study(storage, experiment, search).sampler) is optuna.samplers.GPSampler

@@ -27,7 +27,7 @@ import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from edgeslim import interrupts
-from edgeslim.budget import Bound, Budget, validation_twin
+from edgeslim.budget import Bound, Budget
 from edgeslim.config import Experiment, SearchConfig, SpaceConfig, parse
 from edgeslim.errors import ConfigError
 from edgeslim.experiment import Runner, describe, jsonable
@@ -36,7 +36,7 @@ from edgeslim.files import writing
 from edgeslim.models import ZOO
 from edgeslim.recipes import validate
 from edgeslim.results import RunFolder
-from edgeslim.select import objectives_for, select
+from edgeslim.select import objectives_for, searched_on, select
 
 if TYPE_CHECKING:
     import optuna
@@ -122,19 +122,11 @@ def suggest(trial: optuna.Trial, space: SpaceConfig, student_model: str | None) 
     return recipe
 
 
-def chosen_figure(record: dict[str, Any], metric: str) -> Any:
-    """What a trial reports to the sampler for ``metric``: its validation twin where the
-    record has one (the test figure is reported, never searched on)."""
-    twin = validation_twin(metric)
-    return record.get(twin) if twin and twin in record else record.get(metric)
-
-
 def constraint_values(record: dict[str, Any], budget: Budget) -> list[float]:
-    """One value per bound, <= 0 when it holds: the signed excess relative to the bound (a
-    bound on a quality metric is checked on the validation split)."""
+    """One value per bound, <= 0 when it holds: the signed excess relative to the bound."""
     values = []
     for bound in budget.bounds:
-        measured = chosen_figure(record, bound.metric)
+        measured = record.get(bound.metric)
         if not is_figure(measured):  # not measured, NaN or infinite: infeasible
             values.append(1.0)
             continue
@@ -265,9 +257,14 @@ def where() -> dict[str, str]:
 class Trials:
     """The objective a worker runs: one trial = one candidate built, measured and recorded."""
 
-    def __init__(self, experiment: Experiment, runner: Runner, until: int) -> None:
+    def __init__(
+        self, experiment: Experiment, runner: Runner, until: int, names: dict[str, str]
+    ) -> None:
         self.done = 0  # trials this worker finished
         self.experiment = experiment
+        # the figure each objective and bound reads (a quality metric's validation twin)
+        self.names = names
+        self.budget = experiment.budget.renamed(names)
         self.search: SearchConfig = experiment.config.search  # type: ignore[assignment]
         self.runner = runner
         self.until = until
@@ -301,8 +298,8 @@ class Trials:
             **where(),
         )
         if record["status"] == "ok":  # infeasible trials steer NSGA-II / TPE away
-            values = constraint_values(record, self.experiment.budget)
-            for bound, value in zip(self.experiment.budget.bounds, values, strict=True):
+            values = constraint_values(record, self.budget)
+            for bound, value in zip(self.budget.bounds, values, strict=True):
                 trial.set_constraint(str(bound), value)
             record["constraints"] = values
         trial.set_user_attr("record", record)
@@ -310,7 +307,7 @@ class Trials:
         self.runner.say(f"{label}: {describe(record)}")
         if record["status"] != "ok":
             raise TrialFailed(record.get("error") or record.get("does_not_fit"))
-        return [chosen_figure(record, m) for m in self.experiment.config.objectives]
+        return [record.get(self.names[m]) for m in self.experiment.config.objectives]
 
     def built(self, name: str, recipe: list[dict], label: str) -> dict[str, Any]:
         """The trial's candidate built and measured, or a failed record for a sampled
@@ -386,10 +383,11 @@ def same_settings(trial: optuna.Trial) -> int | None:
 
 
 def load_study(
-    storage, experiment: Experiment, search: SearchConfig, salt: int = 0, until: int | None = None
+    storage, experiment: Experiment, search: SearchConfig, salt: int = 0, adding: int | None = None
 ) -> optuna.Study:
     """The experiment's study, its sampler seeded from the trials it already holds and chosen
-    for the trials it will hold (``until``; else the study's own target, else the file's)."""
+    for the trials it will hold. ``adding``: trials to add, which sets the study's target
+    (``until``) for every worker; else the study's own target, else the file's trials more."""
     # each trial says its own outcome in one line (``say``); Optuna's warnings would repeat a
     # failed trial, or an interrupt, with a whole traceback
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -399,8 +397,11 @@ def load_study(
         directions=directions(experiment),
         load_if_exists=True,
     )
-    total = until or int(study.user_attrs.get("until", 0)) or len(study.trials) + search.trials
-    study.sampler = sampler_for(search, sampler_seed(search, len(study.trials), salt), total)
+    held = len(study.trials)
+    if adding is not None:
+        study.set_user_attr("until", held + adding)
+    until = int(study.user_attrs.get("until", 0)) or held + search.trials
+    study.sampler = sampler_for(search, sampler_seed(search, held, salt), until)
     return study
 
 
@@ -431,7 +432,9 @@ def work(
     before = len(study.trials)
     if until <= before:
         return 0
-    trials = Trials(experiment, runner, until)
+    held = [r for r in map(trial_record, study.get_trials(deepcopy=False)) if r is not None]
+    metrics = [*experiment.config.objectives, *(b.metric for b in experiment.budget.bounds)]
+    trials = Trials(experiment, runner, until, searched_on(held, metrics))
     # the coordinator's own trials reach its run folder the moment they finish
     callbacks = [lambda study, _trial: sync(study, folder)] if record_here else []
     with warnings_quiet():
@@ -582,10 +585,9 @@ def run_search(
     with writing(folder.path), folder.lock(), interrupts.handled():
         folder.create()
         url = storage or f"sqlite:///{(folder.path / 'search.db').resolve()}"
-        study = load_study(open_storage(url, search), experiment, search)
-        until = len(study.trials) + (trials if trials is not None else search.trials)
-        study.sampler = sampler_for(search, sampler_seed(search, len(study.trials)), until)
-        study.set_user_attr("until", until)
+        adding = trials if trials is not None else search.trials
+        study = load_study(open_storage(url, search), experiment, search, adding=adding)
+        until = int(study.user_attrs["until"])
         study.set_user_attr("experiment", experiment.to_dict())
         name = sampler_name(search, until)
         picked = f"{name} (auto, for {until} trials)" if search.sampler == "auto" else name

@@ -438,6 +438,15 @@ def select(
     )
 
 
+def lacking_validation(records: Sequence[Record], metric: str) -> tuple[str | None, int, int]:
+    """``metric``'s validation twin, how many records have the metric (NaN counts), and how
+    many of those have no twin (measured before edgeslim measured the validation split)."""
+    twin = validation_twin(metric)
+    having = [r for r in records if twin and (metric in r or metric in r.get("not_finite", {}))]
+    lacking = [r for r in having if twin not in r and twin not in r.get("not_finite", {})]
+    return twin, len(having), len(lacking)
+
+
 def validation_choice(
     records: Sequence[Record], metrics: Sequence[str]
 ) -> tuple[dict[str, str], list[str]]:
@@ -447,22 +456,32 @@ def validation_choice(
     notes also carry every warning a record gives about its validation split."""
     swap, notes = {}, []
     for metric in dict.fromkeys(metrics):
-        twin = validation_twin(metric)
-        having = [r for r in records if twin and (metric in r or metric in r.get("not_finite", {}))]
+        twin, having, lacking = lacking_validation(records, metric)
         if not having:
             continue
-        lacking = [r for r in having if twin not in r and twin not in r.get("not_finite", {})]
         if not lacking:
             swap[metric] = twin
             continue
         notes.append(
-            f"chosen on {metric}, the test split's figure: {len(lacking)} of {len(having)} "
+            f"chosen on {metric}, the test split's figure: {lacking} of {having} "
             f"records have no {twin} (measured before edgeslim measured the validation split); "
             "measure them again to choose on validation"
         )
     for record in records:
         notes.extend(w for w in record.get("validation_warnings", ()) if w not in notes)
     return swap, notes
+
+
+def searched_on(records: Sequence[Record], metrics: Sequence[str]) -> dict[str, str]:
+    """What a search reports to its sampler for each of ``metrics``, before its new trials are
+    measured: the validation twin, unless a record the study already holds has none. Then every
+    trial reports the test figure, as ``validation_choice`` will choose over all of them, and
+    the sampler never compares figures of two splits."""
+    names = {}
+    for metric in dict.fromkeys(metrics):
+        twin, _, lacking = lacking_validation(records, metric)
+        names[metric] = twin if twin and not lacking else metric
+    return names
 
 
 def reference_point(

@@ -32,6 +32,6 @@ def accuracy(ctx: RuntimeContext) -> dict:
     figures = {}
     for prefix, (x, y) in ctx.splits().items():
         predicted = top1(ctx.outputs(session, x))
-        ctx.info[f"{prefix or 'accuracy_'}samples"] = len(predicted)
+        ctx.counted(prefix, "accuracy", len(predicted))
         figures[f"{prefix}accuracy"] = float((predicted == y).mean())
     return figures

@@ -70,11 +70,10 @@ def detection(ctx: RuntimeContext) -> dict:
         scores = B.coco_map(found, y, task.spec.num_classes)
         scores["precision"], scores["recall"] = B.precision_recall(found, y, SCORE_THRESHOLD)
         figures.update({f"{prefix}{name}": scores[name] for name in QUALITY})
+        ctx.counted(prefix, "detection", len(outputs))
         if prefix:
-            ctx.info["val_samples"] = len(outputs)
             continue
         ctx.info.update(
-            detection_samples=len(outputs),
             detection_layout=B.layout(outputs.shape[1], task.spec.num_classes),
             detection_threshold=SCORE_THRESHOLD,
         )

@@ -62,3 +62,9 @@ class RuntimeContext:
         if self.val_x is not None and self.val_y is not None:
             splits[VALIDATION] = (self.val_x, self.val_y)
         return splits
+
+    def counted(self, prefix: str, family: str, samples: int) -> None:
+        """Say how many samples ``family`` measured on a split of ``splits``: ``val_samples``
+        for validation, whichever family measured it (the report reads it), else
+        ``{family}_samples``."""
+        self.info[f"{prefix}samples" if prefix else f"{family}_samples"] = samples

@@ -138,7 +138,7 @@ def validation_line(how: dict[str, Any]) -> str:
         )
     return (
         f"chosen on the validation split ({how['val_samples']} samples, "
-        f"{how.get('validation', 'as the source gave it')}); the test split is reported, "
+        f"{how['validation']}); the test split is reported, "
         "never chosen on"
     )
 
