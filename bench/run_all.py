@@ -86,10 +86,15 @@ def git_revision() -> str:
     return done.stdout.strip() or "unknown"
 
 
+def cpu() -> str:
+    """The CPU the figures came from: a section rerun on another machine says its own."""
+    vnni = "yes" if cpu_has_vnni() else "no"
+    return f"{cpu_model()}, {os.cpu_count()} cores, AVX-512 VNNI: {vnni}"
+
+
 def machine(bench: Bench) -> str:
     lines = [
-        f"- CPU: {cpu_model()}, {os.cpu_count()} cores, AVX-512 VNNI: "
-        f"{'yes' if cpu_has_vnni() else 'no'}",
+        f"- CPU: {cpu()}",
         f"- OS: {platform.platform()}; Python {platform.python_version()}",
         f"- Data: {bench.label} ({len(bench.data.train)} train / {len(bench.data.test)} test)",
         f"- Code: git {git_revision()}",
@@ -239,7 +244,7 @@ def main() -> None:
         note = (
             f"{', '.join(body)} on {now} (`python bench/run_all.py"
             f"{' --quick' if args.quick else ''} --only {args.only}`, "
-            f"git {git_revision()}, {total / 60:.1f} min)"
+            f"git {git_revision()}, {total / 60:.1f} min, on {cpu()})"
         )
         write_atomic(out, splice(out.read_text(), body, timings, note))
     else:
