@@ -184,7 +184,7 @@ def run(bench: Bench, models: list[tuple[str, dict]] | None = None) -> Section:
         eligible = [
             (rt, f, r)
             for rt, f, r in rows
-            if r["val_accuracy"] >= reference["val_accuracy"] - 0.01 and rt != "tflite-micro"
+            if rt != "tflite-micro" and r["val_accuracy"] >= reference["val_accuracy"] - 0.01
         ]
         runtime, form, best = min(eligible, key=lambda row: row[2]["latency_p50_ms"])
         ort_int8 = min(
