@@ -163,6 +163,11 @@ class Budget:
     def fits(self, record: Mapping[str, Any]) -> bool:
         return not self.violations(record)
 
+    @property
+    def metrics(self) -> list[str]:
+        """The metrics bounded, in order, each once (a range bounds one metric twice)."""
+        return list(dict.fromkeys(b.metric for b in self.bounds))
+
     def describe(self) -> list[str]:
         return [str(b) for b in self.bounds]
 

@@ -433,7 +433,7 @@ def work(
     if until <= before:
         return 0
     held = [r for r in map(trial_record, study.get_trials(deepcopy=False)) if r is not None]
-    metrics = [*experiment.config.objectives, *(b.metric for b in experiment.budget.bounds)]
+    metrics = [*experiment.config.objectives, *experiment.budget.metrics]
     trials = Trials(experiment, runner, until, searched_on(held, metrics))
     # the coordinator's own trials reach its run folder the moment they finish
     callbacks = [lambda study, _trial: sync(study, folder)] if record_here else []

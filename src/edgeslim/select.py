@@ -205,7 +205,7 @@ def device_objectives(names: Sequence[str], budget: Budget) -> list[str]:
     the device replaced, once, by the bound's own metric: under an arena bound, memory ranks on
     the arena (the activation estimate where the runtime reports none), not on the host's
     process."""
-    bounded = {b.metric for b in budget.bounds}
+    bounded = budget.metrics
     host_only = host_figures(budget)
     device_of = {
         host: device
@@ -220,7 +220,7 @@ def device_metrics(objectives: Sequence[Objective], budget: Budget) -> list[str]
     """The metrics that matter for the device, in the order a reader wants them: the primary
     objective, the metrics the budget bounds, then the other objectives (less any figure of
     this host that a bound on the device's own makes meaningless)."""
-    bounded = [b.metric for b in budget.bounds]
+    bounded = budget.metrics
     host_only = host_figures(budget)
     ordered = [objectives[0].metric, *bounded, *(o.metric for o in objectives[1:])]
     known = known_metrics()
@@ -232,7 +232,7 @@ def device_metrics(objectives: Sequence[Objective], budget: Budget) -> list[str]
 def host_figures(budget: Budget) -> set[str]:
     """Figures of this host that the budget's bounds make meaningless for the device (the
     process's peak RSS when the arena is bounded), unless the budget bounds them too."""
-    bounded = {b.metric for b in budget.bounds}
+    bounded = budget.metrics
     return {m for b in bounded for m in HOST_FIGURES.get(b, ()) if m not in bounded}
 
 
@@ -392,7 +392,7 @@ def select(
     if primary is not None:
         names = [primary, *(n for n in names if n != primary)]
     ok = [r for r in records if r.get("status", "ok") == "ok"]
-    swap, notes = validation_choice(ok, [*names, *(b.metric for b in budget.bounds)])
+    swap, notes = validation_choice(ok, [*names, *budget.metrics])
     names = list(dict.fromkeys(swap.get(n, n) for n in names))
     budget = budget.renamed(swap)
     chosen = objectives_for(names)
