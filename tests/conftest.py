@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,13 @@ def first_run(tmp_path_factory):
     said: list[str] = []
     outcome = es.run(config.parse(experiment_dict()), runs, say=said.append, show_progress=False)
     return runs, outcome, said
+
+
+@pytest.fixture
+def ctrl_c_interrupts():
+    """Ctrl-C raises KeyboardInterrupt, as in a terminal, however the suite was started: one
+    started in the background (``pytest &``, nohup) inherits SIGINT ignored, and ``handled()``
+    rightly goes on ignoring it, which would leave nothing for these tests to see."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)

@@ -260,6 +260,7 @@ def interrupted_build(name: str, step_file: bool = False):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("ctrl_c_interrupts")
 def test_ctrl_c_that_a_library_turns_into_its_own_error_stops_the_run(
     first_run, tmp_path, monkeypatch
 ):

@@ -408,6 +408,7 @@ def collected_with_a_finalizer() -> None:
 
 
 @pytest.mark.parametrize("where", ["__del__", "weakref callback"])
+@pytest.mark.usefixtures("ctrl_c_interrupts")
 def test_ctrl_c_inside_a_finalizer_is_not_lost(monkeypatch, where):
     ignored = []
     monkeypatch.setattr(sys, "unraisablehook", ignored.append)
@@ -426,6 +427,7 @@ def test_ctrl_c_inside_a_finalizer_is_not_lost(monkeypatch, where):
     assert signal.getsignal(signal.SIGINT) is before
 
 
+@pytest.mark.usefixtures("ctrl_c_interrupts")
 def test_an_interrupt_raised_at_a_safe_point_is_not_raised_again_by_its_retry(monkeypatch):
     """Ctrl-C inside a finalizer schedules a retry; when a safe point raises it first, the
     retry stands down: the run's clean-up after the interrupt (records kept, lock released)
@@ -442,6 +444,7 @@ def test_an_interrupt_raised_at_a_safe_point_is_not_raised_again_by_its_retry(mo
     assert cleaned_up and ignored == []
 
 
+@pytest.mark.usefixtures("ctrl_c_interrupts")
 def test_an_interrupt_that_a_library_swallows_is_raised_at_the_next_check():
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGXFSZ)
     with pytest.raises(KeyboardInterrupt), interrupts.handled():
