@@ -34,7 +34,9 @@ VARIANTS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
-    parser.add_argument("--quick", action="store_true", help="12k training samples, 1 epoch")
+    parser.add_argument(
+        "--quick", action="store_true", help="12k training samples, 2k validation and test, 1 epoch"
+    )
     args = parser.parse_args()
     data, label = load_data(args.quick)
     model = args.model or ("resnet8" if label.startswith("fashion") else "small-cnn")
