@@ -20,6 +20,7 @@ import torch
 import edgeslim as es
 from edgeslim.compress import latency_table as LT
 from edgeslim.compress import structured as ST
+from edgeslim.compress import targeted
 from edgeslim.errors import ConfigError
 from edgeslim.measure import LatencyProbe, MeasureSettings
 from edgeslim.train import evaluate
@@ -219,6 +220,25 @@ def test_out_of_reach_with_the_favoured_multiple_tries_a_finer_one(wide, digits,
     said = pruned.step("prune")["result"]["latency"]
     [given_up] = said["round_to_out_of_reach"]
     assert said["round_to"] == given_up // 2
+
+
+def test_widths_that_cannot_narrow_further_are_measured_once(wide, digits, monkeypatch, capsys):
+    """Once the allocation stops moving (every layer pruned as far as allowed: here, a knapsack
+    held at one fixed allocation), asking for less gives the widths already measured; the
+    rounds end there instead of timing the same model again, and the target is out of reach."""
+    held = {}
+
+    def stuck(drops, savings, needed_ms):
+        held.setdefault("ratios", {layer: float(targeted.GRID[1]) for layer in drops})
+        return held["ratios"]
+
+    monkeypatch.setattr(targeted, "allocate", stuck)
+    step = {"kind": "structured", "target": {"latency": 0.3}, "round_to": 8, "epochs_per_step": 1}
+    with pytest.raises(LT.OutOfReach, match=r"out of reach .* closest measured was"):
+        es.compress(wide, digits, [[{"prune": step}]], probe=LatencyProbe(digits))
+    said = capsys.readouterr().out
+    assert said.count("asking for less") == 1, said  # ROUNDS (5) before
+    assert "gives widths already measured; no further rounds" in said
 
 
 def test_bad_latency_targets_are_config_errors(wide, digits):

@@ -12,7 +12,8 @@ a proposal per layer at every step: minutes per step on this machine's CPUs.
 The model chosen is then *measured* on the runtime; when it misses the target, the goal is
 tightened by what was missed, and when it lands far under it, relaxed; once one goal has missed
 and another met, the next lies between them. Of the models that met the target, the least
-pruned is kept (``ROUNDS`` measurements at most).
+pruned is kept (``ROUNDS`` measurements at most; fewer when a new goal gives widths already
+measured, as it does once every layer is pruned as far as allowed).
 """
 
 from __future__ import annotations
@@ -103,8 +104,13 @@ def choose(
         narrowed = pruned(ratios)
         return narrowed, predictor.predict(layer_work(narrowed, example))
 
+    tried: list[dict[str, float]] = []  # each round's allocation
     for _ in range(ROUNDS):
         ratios, candidate, predicted = fitted(drops, savings, base_pred, goal, shaped)
+        if ratios in tried:  # the goal moved, the widths did not: timing them again tells nothing
+            say(f"prune: a {goal:.4g} ms goal gives widths already measured; no further rounds")
+            break
+        tried.append(ratios)
         base_now, measured = probe([model, candidate])  # side by side: one host moment
         if measured.p50_ms is None or base_now.p50_ms is None:
             why = measured.error or base_now.error
