@@ -26,6 +26,7 @@ from common import Bench, Section, Speed, Table, run_alone
 from edgeslim.compress import attention
 
 MODELS = ("vit", "mobilevit")
+QUICK_MODELS = ("vit",)  # --quick: the section runs through; the tests prune mobilevit
 # channels and head dimensions at this ratio, and half the heads, halve each model's MACs
 HALF_MACS = {"vit": 0.16, "mobilevit": 0.22}
 HEADERS = [
@@ -130,7 +131,7 @@ def run(bench: Bench) -> Section:
     table = Table("Transformers: pruned, distilled, quantized", HEADERS, note=note)
     speeds = []
     with tempfile.TemporaryDirectory(prefix="bench-transformers-") as tmp:
-        for name in MODELS:
+        for name in QUICK_MODELS if bench.quick else MODELS:
             base = bench.baseline(name)
             dense = bench.measure(es.export(base, bench.data, tmp))
             rows: list[tuple[str, dict]] = [("FP32", dense)]
