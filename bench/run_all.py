@@ -1,7 +1,7 @@
 """Every side-by-side benchmark in one run, written to one Markdown file.
 
     python bench/run_all.py          # full run (its wall time heads RESULTS.md) -> bench/RESULTS.md
-    python bench/run_all.py --quick  # reduced (17 min on 2 AMD EPYC cores) -> RESULTS-quick.md
+    python bench/run_all.py --quick  # reduced (20 min on 2 AMD EPYC cores) -> RESULTS-quick.md
     python bench/run_all.py --only headline,distillation  # rerun these, replace them in the file
 
 ``--only`` keeps every other section of the existing file as it was and says in its header which
