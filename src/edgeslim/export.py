@@ -174,12 +174,13 @@ def save_deployable(proto: onnx.ModelProto, path: Path, spec: dict) -> None:
 
 def export_for_timing(model: nn.Module, data: Dataset, path: Path) -> None:
     """A quick, unchecked ONNX export at batch 1 (TorchScript's exporter): for timing a model's
-    shape on a runtime, never for deployment or accuracy."""
+    shape on a runtime, never for deployment or accuracy. In eval mode, as deployed (batch
+    norms folded into the convolutions)."""
     example = (torch.from_numpy(data.test.x[:1]),)
     with quiet_exporter(), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript's exporter is deprecated: said each time
         torch.onnx.export(
-            model,
+            model.eval(),
             example,
             str(path),
             input_names=[INPUT_NAME],

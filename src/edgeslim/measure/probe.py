@@ -99,7 +99,7 @@ class LatencyProbe:
         same operators once ONNX Runtime has fused them; only its speed is read."""
         onnx_path = work / f"variant-{index}.onnx"
         if self.engine.reads_onnx:
-            export_for_timing(model.eval(), self.data, onnx_path)
+            export_for_timing(model, self.data, onnx_path)
         candidate = Candidate(f"variant-{index}", model=model.eval())
         path, _ = runtime_artifact(self.engine, candidate, onnx_path, self.data, work)
         return path
