@@ -23,7 +23,7 @@ sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 import edgeslim as es
 import peers
-from common import Bench, Section, Table, model_label, run_alone
+from common import Bench, Section, Table, head, model_label, run_alone
 from edgeslim.compress.quantize import calibration_set
 from edgeslim.errors import MissingRuntimeError
 from edgeslim.runtimes import RUNTIMES
@@ -107,8 +107,7 @@ def cell(record: dict, key: str, fmt: str) -> str:
 def run(bench: Bench, models: list[tuple[str, dict]] | None = None) -> Section:
     models = models or (QUICK_MODELS if bench.quick else FULL_MODELS)
     if bench.quick:  # a test subset, so TFLite Micro's one-sample-at-a-time loop stays short
-        test = bench.data.test
-        subset = type(test)(test.x[:QUICK_TEST_SAMPLES], test.y[:QUICK_TEST_SAMPLES])
+        subset = head(bench.data.test, QUICK_TEST_SAMPLES)
         bench = replace(bench, data=replace(bench.data, test=subset))
     runtimes = installed()
     table = Table(
