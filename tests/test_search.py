@@ -797,3 +797,56 @@ def test_a_trial_predicted_out_of_the_latency_budget_is_recorded_as_such_and_not
     assert sum("predicted, not measured" in line for line in said) == 3
     report = (folder.path / "report.md").read_text()
     assert "predicted, not measured" in report
+
+
+@pytest.mark.slow
+def test_a_trial_that_cannot_reach_the_accuracy_bound_stops_training_and_loses_nothing(
+    first_run, tmp_path
+):
+    """Multi-fidelity: the same seeded trials with and without ``stop_early``. Each trial the
+    rule stopped is one that, built and measured in full, missed the bound; the fitting trials
+    are the same ones."""
+
+    def searched(stop_early: bool) -> dict[int, dict]:
+        name = f"stop-{stop_early}"
+        experiment = config.parse(
+            {
+                **search_experiment(name).to_dict(),
+                "budget": {"accuracy": ">= 0.9", "storage_kb": "<= 60"},
+                "search": {
+                    "space": {
+                        "sparsity": [0.0, 0.99],
+                        "structured_ratio": [0.0, 0.9],
+                        "quantize": ["none", "int8-static"],
+                        "finetune_epochs": 3,
+                    },
+                    "trials": 12,  # the 12th is stopped (trial-0011: 0.78 after 2 epochs)
+                    "sampler": "random",
+                    "stop_early": stop_early,
+                },
+            }
+        )
+        reuse_baseline(first_run, RunFolder(tmp_path, name))
+        outcome = run_search(experiment, str(tmp_path), say=quiet, show_progress=False)
+        return {r["trial"]: r for r in outcome.records if "trial" in r}
+
+    watched, unwatched = searched(True), searched(False)
+    assert [r["params"] for r in watched.values()] == [r["params"] for r in unwatched.values()]
+    stopped = [n for n, r in watched.items() if "stopped_early" in r]
+    assert stopped, "no trial was stopped: the test shows nothing"
+    for number in stopped:
+        record, said = watched[number], watched[number]["stopped_early"]
+        assert record["status"] == "does-not-fit" and "val_accuracy" not in record  # not measured
+        assert said["epoch"] < said["epochs"] == 3 and said["from_trials"] >= 3
+        assert said["score"] + said["largest_gain"] + 0.01 < 0.9
+        assert "cannot reach val_accuracy >= 0.9" in record["does_not_fit"]
+        assert unwatched[number]["val_accuracy"] < 0.9  # measured in full, it missed too
+
+    def fitting(records: dict[int, dict]) -> set[int]:
+        return {
+            n
+            for n, r in records.items()
+            if r["status"] == "ok" and r["val_accuracy"] >= 0.9 and r["storage_kb"] <= 60
+        }
+
+    assert fitting(unwatched) and fitting(watched) == fitting(unwatched)

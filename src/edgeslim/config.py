@@ -227,6 +227,11 @@ class SearchConfig(Strict):
     heartbeat_s: int = Field(10, ge=1, description="a running trial reports this often ...")
     grace_s: int | None = Field(None, ge=1, description="... and is failed after this silence")
     remeasure_front: bool = True
+    stop_early: bool = Field(
+        True,
+        description="multi-fidelity: a trial whose training shows, after an epoch, that it "
+        "cannot reach the budget's bound on validation accuracy (or mAP) stops there",
+    )
 
     @model_validator(mode="after")
     def something_to_search(self) -> SearchConfig:

@@ -48,7 +48,7 @@ from edgeslim.results import RunFolder
 from edgeslim.runtimes import runtime as engine
 from edgeslim.select import Selection
 from edgeslim.tasks import task_of
-from edgeslim.train import train
+from edgeslim.train import TrainingStopped, train
 from edgeslim.version import __version__
 
 Say = Callable[[str], None]
@@ -334,7 +334,7 @@ class Runner:
             else:
                 self.say(f"{label}: building ({' -> '.join(next(iter(s)) for s in recipe)})")
                 candidate = self.build(self.base, name, plan)
-        except (KeyboardInterrupt, SystemExit):
+        except (KeyboardInterrupt, SystemExit, TrainingStopped):  # stopped, not failed
             self.discard(name)
             raise
         except Exception as exc:  # one candidate failing must not stop the others

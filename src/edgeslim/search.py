@@ -31,12 +31,15 @@ from edgeslim.budget import Bound, Budget
 from edgeslim.config import Experiment, SearchConfig, SpaceConfig, parse
 from edgeslim.errors import ConfigError
 from edgeslim.experiment import Runner, describe, jsonable
-from edgeslim.figures import is_figure
+from edgeslim.fidelity import Watch, quality_bound, seen
+from edgeslim.figures import VALIDATION, is_figure
 from edgeslim.files import writing
 from edgeslim.models import ZOO
 from edgeslim.recipes import validate
 from edgeslim.results import RunFolder
 from edgeslim.select import objectives_for, searched_on, select
+from edgeslim.tasks import task_of
+from edgeslim.train import TrainingStopped, watching
 
 if TYPE_CHECKING:
     import optuna
@@ -62,6 +65,7 @@ PERCENTILES = ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p9
 # the host's drift between timings): a prediction rules a trial out only past this margin
 LANDS_BELOW = 0.15
 SPEED_KEPT = ("finetune", "distill")  # steps that train the same layers, never resize them
+FINISHED = (TrialState.COMPLETE, TrialState.FAIL)  # a trial that did not fit was measured too
 STALE = "worker stopped sending heartbeats (killed or lost) in the middle of this trial"
 # sampler: auto. Below AUTO_LARGE_FROM trials, the sampler bench/search.py measured best against
 # random sampling at 20 and 40 trials; from there, NSGA-II (Optuna's guidance for 100+ trials,
@@ -287,7 +291,9 @@ class Trials:
             self.runner.say(f"{label}: the same settings as {source}; not built again")
             raise optuna.TrialPruned(f"the same settings as {source}")
         try:  # a measurement that a prediction shows wasted is not made
-            record = self.predicted_out_of_budget(name, recipe) or self.built(name, recipe, label)
+            record = self.predicted_out_of_budget(name, recipe) or self.built(
+                trial, name, recipe, label
+            )
         except (KeyboardInterrupt, SystemExit):
             stopped(trial)
             raise
@@ -309,14 +315,40 @@ class Trials:
             raise TrialFailed(record.get("error") or record.get("does_not_fit"))
         return [record.get(self.names[m]) for m in self.experiment.config.objectives]
 
-    def built(self, name: str, recipe: list[dict], label: str) -> dict[str, Any]:
+    def built(
+        self, trial: optuna.Trial, name: str, recipe: list[dict], label: str
+    ) -> dict[str, Any]:
         """The trial's candidate built and measured, or a failed record for a sampled
         combination the model cannot take."""
         try:
             plan = validate(self.runner.base, recipe, self.runner.data, name)
         except ConfigError as exc:
             return self.runner.failure(name, self.runner.runtime, "", recipe, "validate", exc)
-        return self.runner.evaluate_one(name, recipe, plan, label)
+        watch = self.watch(trial)
+        if watch is None:
+            return self.runner.evaluate_one(name, recipe, plan, label)
+        try:
+            with watching(watch):
+                return self.runner.evaluate_one(name, recipe, plan, label)
+        except TrainingStopped:
+            return self.unbuilt(name, recipe, watch.reason(), stopped_early=watch.stopped)
+        finally:
+            if watch.curves:  # what later trials' rule learns from
+                trial.set_user_attr("curves", watch.curves)
+
+    def watch(self, trial: optuna.Trial) -> Watch | None:
+        """Multi-fidelity (``stop_early``): the rule that ends this trial's training once it
+        cannot reach the budget's bound on validation quality, knowing what the finished
+        trials gained; None when off or when the budget bounds no validation quality."""
+        if not self.search.stop_early:
+            return None
+        metric = VALIDATION + task_of(self.runner.data.spec).quality
+        bound = quality_bound(self.budget, metric)
+        if bound is None:
+            return None
+        finished = trial.study.get_trials(deepcopy=False, states=FINISHED)
+        earlier = [taught for t in finished if (taught := seen(t.user_attrs, metric))]
+        return Watch(bound, earlier)
 
     def predicted_out_of_budget(self, name: str, recipe: list[dict]) -> dict[str, Any] | None:
         """A does-not-fit record, built and measured nothing, for a trial pruned to a latency
@@ -331,6 +363,24 @@ class Trials:
         missed = predicted_misses(predicted, self.experiment.budget)
         if not missed:
             return None
+        reason = (
+            f"predicted, not measured: a p50 of {predicted:.4g} ms ({fraction:g} x the "
+            f"baseline's {baseline:.4g} ms on {self.runner.runtime}) breaks {', '.join(missed)} "
+            f"even {LANDS_BELOW:.0%} under its target"
+        )
+        return self.unbuilt(
+            name,
+            recipe,
+            reason,
+            predicted={
+                "latency_p50_ms": round(predicted, 5),
+                "baseline_p50_ms": round(baseline, 5),
+                "fraction": fraction,
+            },
+        )
+
+    def unbuilt(self, name: str, recipe: list[dict], reason: str, **said: Any) -> dict[str, Any]:
+        """The does-not-fit record of a trial ruled out before it was measured."""
         runtime = self.runner.runtime
         return {
             "name": self.experiment.record_name(name, runtime),
@@ -339,16 +389,8 @@ class Trials:
             "spec_hash": "",
             "recipe": recipe,
             "status": "does-not-fit",
-            "does_not_fit": (
-                f"predicted, not measured: a p50 of {predicted:.4g} ms ({fraction:g} x the "
-                f"baseline's {baseline:.4g} ms on {runtime}) breaks {', '.join(missed)} even "
-                f"{LANDS_BELOW:.0%} under its target"
-            ),
-            "predicted": {
-                "latency_p50_ms": round(predicted, 5),
-                "baseline_p50_ms": round(baseline, 5),
-                "fraction": fraction,
-            },
+            "does_not_fit": reason,
+            **said,
         }
 
     def baseline_p50_ms(self) -> float | None:

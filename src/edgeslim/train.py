@@ -12,9 +12,11 @@ measurement, stays on the CPU).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,6 +35,27 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Ten
 Regularizer = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 Schedule = Literal["onecycle", "cosine", "constant"]
 DeviceSetting = Literal["auto", "cpu", "cuda"]
+# what sees each trained epoch's validation score: (desc, epoch, epochs, score); it may raise
+# TrainingStopped to end the training
+EpochWatcher = Callable[[str, int, int, float], None]
+WATCHER: ContextVar[EpochWatcher | None] = ContextVar("epoch_watcher", default=None)
+
+
+class TrainingStopped(Exception):
+    """Raised by an epoch watcher: the training it watched need not go on (a search trial
+    whose fine-tune shows it cannot reach the budget). Not a failure of the candidate."""
+
+
+@contextlib.contextmanager
+def watching(watcher: EpochWatcher) -> Iterator[None]:
+    """Every ``fit`` inside the block, however deep in a recipe, reports each epoch's
+    validation score to ``watcher``: the search's multi-fidelity rule reads a trial's
+    fine-tune as it goes without each technique passing a callback along."""
+    token = WATCHER.set(watcher)
+    try:
+        yield
+    finally:
+        WATCHER.reset(token)
 
 
 def training_device(setting: str) -> torch.device:
@@ -245,6 +268,8 @@ def fit(
                 + (f", stops early: no better for {patience} epoch(s)" if stop else ""),
                 last=stop,
             )
+            if (watcher := WATCHER.get()) is not None:
+                watcher(desc, epoch, epochs, val_acc)
             if stop:
                 break
     if restore_best:
